@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The dmafs daemon's in-memory filesystem.
+ *
+ * All metadata lives in memory (struct dmafs_inode in fs->inodes) and is
+ * made durable through the write-ahead log (log.c): every mutation appends
+ * records to fs->log's open chunk before fs->lock is dropped, so each
+ * operation's records land in one chunk and a crash replays it whole or not
+ * at all.  Inode attribute updates that need no atomicity with anything
+ * else (size and times after a write) only mark the inode dirty; the commit
+ * appends the latest state of every dirty inode to the chunk it seals.
+ *
+ * Locking, outermost first:
+ *   fs->commit_lock   serialises commits and checkpoints (log.c)
+ *   inode->io_lock    data I/O of one file: readers shared, writers and
+ *                     block-freeing operations (truncate, punch, delete)
+ *                     exclusive, so a read never sees blocks that were
+ *                     freed and reused under it
+ *   fs->lock          every field of every inode, the inode table, the log
+ *                     buffer; never held across device I/O except by a
+ *                     checkpoint
+ * The allocator has its own internal mutex (alloc.h).
+ */
+#ifndef DMAFS_FS_H
+#define DMAFS_FS_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "core.h"
+#include "dev.h"
+
+struct dmafs_extent {
+	uint64_t fblk;		/* first file block */
+	uint64_t len;		/* blocks */
+	uint64_t phys;		/* first device block */
+	uint32_t flags;		/* DMAFS_EXTENT_* */
+};
+
+struct dmafs_dirent {
+	char *name;		/* key in parent->dents */
+	uint64_t ino;
+	uint64_t cookie;	/* key in parent->dents_by_cookie */
+	uint8_t dtype;
+};
+
+struct dmafs_inode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t rdev, size, generation;
+	uint32_t iflags;
+	struct timespec atime, mtime, ctime, btime;
+
+	char *symlink;			/* S_IFLNK target */
+	GHashTable *xattrs;		/* name -> GBytes; NULL if none */
+
+	/* directories */
+	GHashTable *dents;		/* name -> struct dmafs_dirent */
+	GTree *dents_by_cookie;		/* &cookie -> struct dmafs_dirent */
+	uint64_t next_cookie;
+	uint64_t parent;		/* ".." (directories only) */
+
+	/* regular files */
+	GTree *extents;			/* &fblk -> struct dmafs_extent */
+	uint64_t blocks;		/* mapped blocks, for st_blocks */
+
+	/* runtime only, not on disk */
+	uint64_t nlookup;		/* kernel references (FUSE lookup count) */
+	uint32_t nopen;			/* open file handles */
+	bool dirty;			/* attributes not yet logged */
+	GRWLock io_lock;
+};
+
+struct dmafs_log;
+
+struct dmafs_fs {
+	struct dmafs_dev *dev;
+	char *devpath;
+	bool ro;
+	struct dmafs_disk_super sb;	/* last written / read, host copy */
+
+	GMutex lock;			/* see the top of this file */
+	GHashTable *inodes;		/* &ino -> struct dmafs_inode */
+	GHashTable *dirty;		/* inodes with dirty attributes */
+	uint64_t next_ino;
+	uint64_t ninodes;
+
+	struct dmafs_alloc *alloc;
+	struct dmafs_log *log;
+	GMutex commit_lock;
+
+	/* checkpoint extents: pairs of (block, nblocks) */
+	GArray *ckpt_ext;
+
+	/* statistics for statfs */
+	uint64_t max_inodes;
+};
+
+/* ---- meta.c: inodes, directories, extents, xattrs ---- */
+struct dmafs_inode *dmafs_inode_get(struct dmafs_fs *fs, uint64_t ino);
+struct dmafs_inode *dmafs_inode_new(struct dmafs_fs *fs, uint64_t ino,
+				    uint32_t mode);
+void dmafs_inode_free(struct dmafs_inode *in);
+void dmafs_inode_stat(struct dmafs_fs *fs, const struct dmafs_inode *in,
+		      struct stat *st);
+struct dmafs_dirent *dmafs_dir_lookup(struct dmafs_inode *dir,
+				      const char *name);
+int dmafs_dir_add(struct dmafs_inode *dir, const char *name, uint64_t ino,
+		  uint8_t dtype, uint64_t cookie);
+int dmafs_dir_remove(struct dmafs_inode *dir, const char *name);
+uint8_t dmafs_dtype(uint32_t mode);
+
+/* Extent map edits.  Blocks that lose their mapping are passed to cb. */
+typedef void (*dmafs_freed_fn)(void *arg, uint64_t phys, uint64_t len);
+void dmafs_extent_set(struct dmafs_inode *in, uint64_t fblk, uint64_t len,
+		      uint64_t phys, uint32_t flags, dmafs_freed_fn cb,
+		      void *arg);
+void dmafs_extent_punch(struct dmafs_inode *in, uint64_t fblk, uint64_t len,
+			dmafs_freed_fn cb, void *arg);
+/* The extent containing fblk, or the next one after it (NULL if none). */
+struct dmafs_extent *dmafs_extent_find(struct dmafs_inode *in, uint64_t fblk);
+
+int dmafs_xattr_set(struct dmafs_inode *in, const char *name,
+		    const void *value, size_t len);
+int dmafs_xattr_del(struct dmafs_inode *in, const char *name);
+GBytes *dmafs_xattr_get(struct dmafs_inode *in, const char *name);
+
+/* Apply one log or checkpoint record to the in-memory state (replay). */
+int dmafs_meta_apply(struct dmafs_fs *fs, const struct dmafs_disk_rec *rec,
+		     char *why, size_t whylen);
+/* After replay: check references, compute parents, rebuild free space. */
+int dmafs_meta_finish_load(struct dmafs_fs *fs, char *why, size_t whylen);
+
+void dmafs_now(struct timespec *ts);
+
+/* ---- log.c: write-ahead log, commit, checkpoint, mount-time replay ---- */
+int dmafs_log_load(struct dmafs_fs *fs, char *why, size_t whylen);
+void dmafs_log_destroy(struct dmafs_fs *fs);
+/* Record appenders; fs->lock held. */
+void dmafs_log_inode(struct dmafs_fs *fs, struct dmafs_inode *in);
+void dmafs_log_inode_del(struct dmafs_fs *fs, uint64_t ino);
+void dmafs_log_dirent(struct dmafs_fs *fs, int type, uint64_t dir,
+		      const char *name, uint64_t child, uint64_t cookie,
+		      uint8_t dtype);
+void dmafs_log_extent(struct dmafs_fs *fs, int type, uint64_t ino,
+		      uint64_t fblk, uint64_t len, uint64_t phys,
+		      uint32_t flags);
+void dmafs_log_xattr(struct dmafs_fs *fs, int type, uint64_t ino,
+		     const char *name, const void *value, size_t len);
+void dmafs_log_symlink(struct dmafs_fs *fs, uint64_t ino, const char *target);
+void dmafs_mark_dirty(struct dmafs_fs *fs, struct dmafs_inode *in);
+/* Sequence number of the open chunk (for deferred frees); fs->lock held. */
+uint64_t dmafs_log_open_seq(struct dmafs_fs *fs);
+/* Make everything logged so far durable.  fs->lock NOT held. */
+int dmafs_log_commit(struct dmafs_fs *fs);
+/* Commit if the open chunk grew large; fs->lock NOT held. */
+void dmafs_log_maybe_commit(struct dmafs_fs *fs);
+/* Write a full checkpoint (unmount, log full).  fs->lock NOT held. */
+int dmafs_log_checkpoint(struct dmafs_fs *fs);
+/* Sticky commit error (negative errno) or 0. */
+int dmafs_log_error(struct dmafs_fs *fs);
+void dmafs_log_start_flusher(struct dmafs_fs *fs);
+void dmafs_log_stop_flusher(struct dmafs_fs *fs);
+
+/* ---- data.c: file data through the extent map ---- */
+/* Read into a new aligned buffer: the data is *lenp bytes at *startp. */
+int dmafs_data_read(struct dmafs_fs *fs, struct dmafs_inode *in, uint64_t off,
+		    size_t size, void **bufp, size_t *startp, size_t *lenp);
+int dmafs_data_write(struct dmafs_fs *fs, struct dmafs_inode *in,
+		     const char *buf, size_t size, uint64_t off);
+/* Set the size, freeing or zeroing what lies beyond; io_lock held excl. */
+int dmafs_data_truncate(struct dmafs_fs *fs, struct dmafs_inode *in,
+			uint64_t size);
+int dmafs_data_fallocate(struct dmafs_fs *fs, struct dmafs_inode *in,
+			 int mode, uint64_t off, uint64_t len);
+int dmafs_data_seek(struct dmafs_fs *fs, struct dmafs_inode *in, uint64_t off,
+		    int whence, uint64_t *res);
+/* Free all of an inode's blocks (deferred); fs->lock held. */
+void dmafs_data_free_all(struct dmafs_fs *fs, struct dmafs_inode *in);
+
+/* ---- acl.c: POSIX ACL inheritance and chmod ---- */
+int dmafs_acl_inherit(struct dmafs_fs *fs, struct dmafs_inode *dir,
+		      struct dmafs_inode *in, uint32_t *mode, uint32_t umask);
+void dmafs_acl_chmod(struct dmafs_fs *fs, struct dmafs_inode *in);
+/*
+ * A new access ACL is being set: take the permission bits from it into
+ * in->mode; *store says whether the ACL says more than the mode (and must be
+ * kept as an xattr).  -EINVAL if malformed.
+ */
+int dmafs_acl_access_set(struct dmafs_fs *fs, struct dmafs_inode *in,
+			 const void *value, size_t size, bool *store);
+extern const char dmafs_acl_access[];
+extern const char dmafs_acl_default[];
+
+#endif /* DMAFS_FS_H */
