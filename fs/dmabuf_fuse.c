@@ -764,9 +764,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -EISDIR;
 	if (!ret && (fi->flags & O_ACCMODE) != O_RDONLY && fs->ro)
 		ret = -EROFS;
+	if (!ret && (fi->flags & O_TRUNC) && S_ISREG(in->mode))
+		ret = fs_writable(fs);
 	if (!ret)
 		in->nopen++;
 	g_mutex_unlock(&fs->lock);
+	/* libfuse asks for FUSE_ATOMIC_O_TRUNC: truncation is ours. */
+	if (!ret && (fi->flags & O_TRUNC) && S_ISREG(in->mode)) {
+		struct stat attr = { .st_size = 0 }, st;
+
+		ret = do_setattr(fs, ino, &attr, FUSE_SET_ATTR_SIZE, &st);
+	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -1135,9 +1143,13 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		GHashTableIter it;
 		gpointer k;
 
+		/* As on local filesystems, trusted.* is for CAP_SYS_ADMIN only. */
+		bool admin = fuse_req_ctx(req)->uid == 0;
+
 		g_hash_table_iter_init(&it, in->xattrs);
 		while (g_hash_table_iter_next(&it, &k, NULL))
-			g_string_append_len(names, k, strlen(k) + 1);
+			if (admin || !g_str_has_prefix(k, "trusted."))
+				g_string_append_len(names, k, strlen(k) + 1);
 	}
 	g_mutex_unlock(&fs->lock);
 	reply_sized(req, ret, names->str, names->len, size);

@@ -481,8 +481,11 @@ static int checkpoint_locked(struct dmafs_fs *fs)
 		got_n = i + 1;
 		goal = c->blk + c->nb;
 		total += c->nb;
-		g_array_append_val(newext, c->blk);
-		g_array_append_val(newext, c->nb);
+		{
+			uint64_t pair[2] = { c->blk, c->nb };
+
+			g_array_append_vals(newext, pair, 2);
+		}
 	}
 	seq = log->seq;
 	for (i = 0; i < chunks->len; i++) {
