@@ -1,0 +1,95 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# PID 1 of the dmafs test VM (booted by tests/vm/run; not for the host).
+#
+# The root file system is the host's, read-only over 9p.  This script gives
+# the guest its own /proc, /sys, /dev, debugfs and tmpfs for /tmp, /run,
+# /var/tmp and /root, mounts the host's results directory (9p tag "out") on
+# /run/out, runs the command in /run/out/cmd with the environment in
+# /run/out/env, and leaves there:
+#
+#   status     the command's exit status
+#   kmemleak   kmemleak's report after two scans (when DMAFS_VM_KMEMLEAK=1)
+#   dmesg      the kernel log
+#
+# then powers the VM off.  No `set -e`: PID 1 must reach the power-off.
+set -u
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1
+
+log() {
+	echo "guest-init: $*"
+	echo "dmafs-vm: $*" >/dev/kmsg 2>/dev/null
+}
+
+mnt() {
+	local where=${*: -1}
+
+	mkdir -p "$where" 2>/dev/null
+	mount "$@" || echo "guest-init: warning: could not mount $where" >&2
+}
+
+poweroff_now() {
+	sync
+	poweroff -f >/dev/null 2>&1
+	echo o >/proc/sysrq-trigger
+	sleep 30
+	# Still here (no ACPI?): let the kernel panic; QEMU runs with
+	# -no-reboot and panic=-1, so it exits.
+	exit 1
+}
+
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+ln -sfn /proc/self/fd /dev/fd
+ln -sfn /proc/self/fd/0 /dev/stdin
+ln -sfn /proc/self/fd/1 /dev/stdout
+ln -sfn /proc/self/fd/2 /dev/stderr
+mnt -t tmpfs -o mode=1777 tmpfs /dev/shm
+mnt -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
+mnt -t tmpfs -o mode=1777 tmpfs /tmp
+mnt -t tmpfs -o mode=755 tmpfs /run
+mnt -t tmpfs -o mode=1777 tmpfs /var/tmp
+mnt -t tmpfs -o mode=700 tmpfs /root
+mnt -t debugfs debugfs /sys/kernel/debug
+mountpoint -q /sys/fs/fuse/connections ||
+	mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
+mkdir -p /run/out
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /run/out; then
+	echo "guest-init: cannot mount the results share (9p tag 'out')" >&2
+	poweroff_now
+fi
+hostname dmafs-vm 2>/dev/null
+ip link set lo up 2>/dev/null
+
+# shellcheck source=/dev/null
+. /run/out/env
+cd "${DMAFS_VM_CWD:-/}" || echo "guest-init: cannot cd to ${DMAFS_VM_CWD:-}" >&2
+
+log "up after $(cut -d' ' -f1 /proc/uptime) s; running: $(cat /run/out/cmd.txt)"
+start=$(date +%s)
+bash /run/out/cmd </dev/null
+rc=$?
+echo "$rc" >/run/out/status
+log "command exited with status $rc after $(($(date +%s) - start)) s"
+
+if [[ ${DMAFS_VM_KMEMLEAK:-0} == 1 ]]; then
+	if [[ -w /sys/kernel/debug/kmemleak ]]; then
+		# An object is reported only once it is older than 5 s and was
+		# found unreferenced by a scan; scan twice, some seconds apart.
+		log "kmemleak: scanning"
+		echo scan >/sys/kernel/debug/kmemleak
+		sleep 6
+		echo scan >/sys/kernel/debug/kmemleak
+		cat /sys/kernel/debug/kmemleak >/run/out/kmemleak
+		log "kmemleak: done"
+	else
+		echo "kmemleak is not available in this kernel" >/run/out/kmemleak-missing
+	fi
+fi
+
+dmesg >/run/out/dmesg.tmp && mv /run/out/dmesg.tmp /run/out/dmesg
+poweroff_now
