@@ -454,6 +454,12 @@ int dmafs_dev_open(const char *path, unsigned int flags, struct dmafs_dev **out)
 		oflags |= O_EXCL;
 	dev->info.direct = true;
 	dev->fd = open(path, oflags | O_DIRECT);
+	/* As for the flock below: a holder that just died lets go soon. */
+	for (int tries = 0; dev->fd < 0 && errno == EBUSY &&
+			    (oflags & O_EXCL) && tries < 40; tries++) {
+		g_usleep(50000);
+		dev->fd = open(path, oflags | O_DIRECT);
+	}
 	if (dev->fd < 0 && errno == EINVAL) {
 		dev->info.direct = false;
 		dev->fd = open(path, oflags);
@@ -480,10 +486,21 @@ int dmafs_dev_open(const char *path, unsigned int flags, struct dmafs_dev **out)
 		goto out_close_fd;
 	}
 
-	if (S_ISREG(fst.st_mode) && (flags & DMAFS_DEV_EXCL) &&
-	    flock(dev->fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out_close_fd;
+	if (S_ISREG(fst.st_mode) && (flags & DMAFS_DEV_EXCL)) {
+		/*
+		 * A holder killed a moment ago may still own the lock: the
+		 * kernel tears down its io_uring asynchronously, and requests
+		 * in flight keep the file open until then.  Give it 2 s.
+		 */
+		for (int tries = 0;; tries++) {
+			if (!flock(dev->fd, LOCK_EX | LOCK_NB))
+				break;
+			if (errno != EWOULDBLOCK || tries == 40) {
+				ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+				goto out_close_fd;
+			}
+			g_usleep(50000);
+		}
 	}
 
 	if (S_ISBLK(fst.st_mode)) {
