@@ -312,42 +312,6 @@ static int read_edges(struct dmafs_fs *fs, struct dmafs_inode *in,
 	return ret;
 }
 
-int dmafs_data_write(struct dmafs_fs *fs, struct dmafs_inode *in,
-		     const char *data, size_t size, uint64_t off)
-{
-	uint64_t end = off + size, fblk, nblk;
-	char *buf;
-	int ret;
-
-	if (!size)
-		return 0;
-	if (end < off || end / BS >= MAX_FBLK)
-		return -EFBIG;
-	fblk = off / BS;
-	nblk = (end + BS - 1) / BS - fblk;
-	buf = dmafs_dev_alloc_buf(nblk * BS);
-	if (!buf)
-		return -ENOMEM;
-	ret = read_edges(fs, in, off, end, fblk, nblk, buf);
-	if (ret)
-		goto out_free;
-	memcpy(buf + off % BS, data, size);
-	ret = write_blocks(fs, in, fblk, nblk, buf);
-	if (ret)
-		goto out_free;
-	g_mutex_lock(&fs->lock);
-	if (end > in->size)
-		in->size = end;
-	dmafs_now(&in->mtime);
-	in->ctime = in->mtime;
-	dmafs_mark_dirty(fs, in);
-	g_mutex_unlock(&fs->lock);
-	dmafs_log_maybe_commit(fs);
-out_free:
-	free(buf);
-	return ret;
-}
-
 /* Zero bytes [from, to) inside one block, on disk, if it holds data. */
 static int zero_partial(struct dmafs_fs *fs, struct dmafs_inode *in,
 			uint64_t from, uint64_t to)
@@ -379,6 +343,67 @@ static int zero_partial(struct dmafs_fs *fs, struct dmafs_inode *in,
 	return ret;
 }
 
+/*
+ * The file grows from old_size: bytes past the old end in its last block
+ * may hold anything (truncate does not clear them, so that a truncate that
+ * never became durable cannot have destroyed data).  Clear them now, before
+ * the larger size can become durable.  upto bounds the clearing when the
+ * caller is about to overwrite the rest of that block itself.
+ */
+static int zero_tail(struct dmafs_fs *fs, struct dmafs_inode *in,
+		     uint64_t old_size, uint64_t upto)
+{
+	uint64_t block_end = (old_size / BS + 1) * BS;
+
+	if (!(old_size % BS) || upto <= old_size)
+		return 0;
+	return zero_partial(fs, in, old_size, MIN(block_end, upto));
+}
+
+int dmafs_data_write(struct dmafs_fs *fs, struct dmafs_inode *in,
+		     const char *data, size_t size, uint64_t off)
+{
+	uint64_t end = off + size, fblk, nblk, old_size;
+	char *buf;
+	int ret;
+
+	if (!size)
+		return 0;
+	if (end < off || end / BS >= MAX_FBLK)
+		return -EFBIG;
+	fblk = off / BS;
+	nblk = (end + BS - 1) / BS - fblk;
+	buf = dmafs_dev_alloc_buf(nblk * BS);
+	if (!buf)
+		return -ENOMEM;
+	g_mutex_lock(&fs->lock);
+	old_size = in->size;
+	g_mutex_unlock(&fs->lock);
+	ret = zero_tail(fs, in, old_size, off);
+	if (!ret)
+		ret = read_edges(fs, in, off, end, fblk, nblk, buf);
+	if (ret)
+		goto out_free;
+	/* The edge block may hold stale bytes past the old end (zero_tail). */
+	if (old_size < off && old_size / BS == fblk)
+		memset(buf + old_size % BS, 0, off - old_size);
+	memcpy(buf + off % BS, data, size);
+	ret = write_blocks(fs, in, fblk, nblk, buf);
+	if (ret)
+		goto out_free;
+	g_mutex_lock(&fs->lock);
+	if (end > in->size)
+		in->size = end;
+	dmafs_now(&in->mtime);
+	in->ctime = in->mtime;
+	dmafs_mark_dirty(fs, in);
+	g_mutex_unlock(&fs->lock);
+	dmafs_log_maybe_commit(fs);
+out_free:
+	free(buf);
+	return ret;
+}
+
 /* Unmap whole blocks [fblk, fblk+n), deferring the frees; fs->lock held. */
 static void punch_locked(struct dmafs_fs *fs, struct dmafs_inode *in,
 			 uint64_t fblk, uint64_t n)
@@ -394,20 +419,17 @@ static void punch_locked(struct dmafs_fs *fs, struct dmafs_inode *in,
 int dmafs_data_truncate(struct dmafs_fs *fs, struct dmafs_inode *in,
 			uint64_t size)
 {
-	uint64_t first;
+	uint64_t first, old_size;
 	int ret;
 
 	if (size / BS >= MAX_FBLK)
 		return -EFBIG;
-	/*
-	 * A later extension must read zeros past the old end: clear the tail
-	 * of the last partial block before anything else.
-	 */
-	if (size % BS) {
-		ret = zero_partial(fs, in, size, (size / BS + 1) * BS);
-		if (ret)
-			return ret;
-	}
+	g_mutex_lock(&fs->lock);
+	old_size = in->size;
+	g_mutex_unlock(&fs->lock);
+	ret = zero_tail(fs, in, old_size, size);
+	if (ret)
+		return ret;
 	first = (size + BS - 1) / BS;
 	g_mutex_lock(&fs->lock);
 	punch_locked(fs, in, first, MAX_FBLK - first);
@@ -508,6 +530,8 @@ int dmafs_data_fallocate(struct dmafs_fs *fs, struct dmafs_inode *in,
 	default:
 		return -EOPNOTSUPP;
 	}
+	if (!ret && !keep)
+		ret = zero_tail(fs, in, in->size, end);
 	if (ret)
 		return ret;
 	g_mutex_lock(&fs->lock);

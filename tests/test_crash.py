@@ -181,3 +181,31 @@ def test_sigkill_while_unlinked_file_open_reclaims_space(dmafs):
     assert not (dmafs.mnt / "big").exists()
     # The orphan was deleted at mount: its blocks are free again.
     assert os.statvfs(dmafs.mnt).f_bfree >= before - 16
+
+
+def test_sigkill_after_unsynced_truncate_keeps_fsynced_bytes(dmafs):
+    """A truncate that never became durable must not have destroyed the
+    bytes it would have cut: after the crash the file is either the whole
+    fsync'd content or its truncated prefix, nothing in between."""
+    data = os.urandom(10000)
+    util.write_file(dmafs.mnt / "f", data, fsync=True)
+    os.truncate(dmafs.mnt / "f", 5000)
+    kill_daemon(dmafs)
+    dmafs.mount()
+    got = (dmafs.mnt / "f").read_bytes()
+    assert got in (data, data[:5000])
+
+
+def test_truncate_then_extend_reads_zeros_after_remount(dmafs):
+    data = os.urandom(10000)
+    util.write_file(dmafs.mnt / "f", data, fsync=True)
+    os.truncate(dmafs.mnt / "f", 5000)
+    with open(dmafs.mnt / "f", "r+b") as f:
+        f.seek(9000)
+        f.write(b"z")
+        f.flush()
+        os.fsync(f.fileno())
+    kill_daemon(dmafs)
+    dmafs.mount()
+    got = (dmafs.mnt / "f").read_bytes()
+    assert got == data[:5000] + bytes(4000) + b"z"
