@@ -1361,13 +1361,7 @@ static int mount_fs(struct dmafs_fs *fs, const char *device, bool ro)
 	unsigned int flags = DMAFS_DEV_EXCL | (ro ? DMAFS_DEV_RDONLY : 0);
 	int ret;
 
-	fs->ro = ro;
-	fs->devpath = g_strdup(device);
-	g_mutex_init(&fs->lock);
-	g_mutex_init(&fs->commit_lock);
-	fs->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
-	fs->dirty = g_hash_table_new(NULL, NULL);
-	fs->ckpt_ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	dmafs_fs_init(fs, device, ro);
 
 	ret = dmafs_dev_open(device, flags, &fs->dev);
 	if (ret) {
@@ -1388,29 +1382,6 @@ static int mount_fs(struct dmafs_fs *fs, const char *device, bool ro)
 		return ret;
 	}
 	return 0;
-}
-
-static void free_fs(struct dmafs_fs *fs)
-{
-	GHashTableIter it;
-	gpointer v;
-
-	dmafs_log_destroy(fs);
-	if (fs->inodes) {
-		g_hash_table_iter_init(&it, fs->inodes);
-		while (g_hash_table_iter_next(&it, NULL, &v))
-			dmafs_inode_free(v);
-		g_hash_table_destroy(fs->inodes);
-	}
-	if (fs->dirty)
-		g_hash_table_destroy(fs->dirty);
-	if (fs->ckpt_ext)
-		g_array_unref(fs->ckpt_ext);
-	if (fs->alloc)
-		dmafs_alloc_destroy(fs->alloc);
-	if (fs->dev)
-		dmafs_dev_close(fs->dev);
-	g_free(fs->devpath);
 }
 
 int main(int argc, char *argv[])
@@ -1492,7 +1463,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
-	free_fs(&the_fs);
+	dmafs_fs_destroy(&the_fs);
 	daemon_ready(ready_fd, 1);
 out_args:
 	free(cmd.mountpoint);

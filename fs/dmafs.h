@@ -96,11 +96,20 @@ struct dmafs_fs {
 	/* checkpoint extents: pairs of (block, nblocks) */
 	GArray *ckpt_ext;
 
-	/* statistics for statfs */
-	uint64_t max_inodes;
+	uint32_t ckpt_chunks;		/* chunks in the loaded checkpoint */
+
+	/*
+	 * fsck sets this: load problems are reported through it and the
+	 * load carries on (skipping the bad record), and a filesystem marked
+	 * as needing repair is accepted.
+	 */
+	void (*report)(struct dmafs_fs *fs, const char *problem);
 };
 
 /* ---- meta.c: inodes, directories, extents, xattrs ---- */
+void dmafs_fs_init(struct dmafs_fs *fs, const char *devpath, bool ro);
+/* Frees everything, closes the device; no I/O (checkpointing is the caller's). */
+void dmafs_fs_destroy(struct dmafs_fs *fs);
 struct dmafs_inode *dmafs_inode_get(struct dmafs_fs *fs, uint64_t ino);
 struct dmafs_inode *dmafs_inode_new(struct dmafs_fs *fs, uint64_t ino,
 				    uint32_t mode);
@@ -138,7 +147,15 @@ int dmafs_meta_finish_load(struct dmafs_fs *fs, char *why, size_t whylen);
 void dmafs_now(struct timespec *ts);
 
 /* ---- log.c: write-ahead log, commit, checkpoint, mount-time replay ---- */
+/* Mount: dmafs_log_open + dmafs_log_load_state + dmafs_meta_finish_load. */
 int dmafs_log_load(struct dmafs_fs *fs, char *why, size_t whylen);
+/* Pick the superblock and set up the log and an empty allocator. */
+int dmafs_log_open(struct dmafs_fs *fs, char *why, size_t whylen);
+/* Load the checkpoint and replay the log into memory. */
+int dmafs_log_load_state(struct dmafs_fs *fs, char *why, size_t whylen);
+/* Read and check one superblock copy. */
+int dmafs_log_read_super(struct dmafs_fs *fs, uint64_t blk, uint64_t dev_blocks,
+			 struct dmafs_disk_super *out, char *why, size_t whylen);
 void dmafs_log_destroy(struct dmafs_fs *fs);
 /* Record appenders; fs->lock held. */
 void dmafs_log_inode(struct dmafs_fs *fs, struct dmafs_inode *in);

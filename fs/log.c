@@ -640,8 +640,8 @@ void dmafs_log_stop_flusher(struct dmafs_fs *fs)
 
 /* ---- mount: superblock, checkpoint, replay ---- */
 
-static int read_super(struct dmafs_fs *fs, uint64_t blk, uint64_t dev_blocks,
-		      struct dmafs_disk_super *out, char *why, size_t whylen)
+int dmafs_log_read_super(struct dmafs_fs *fs, uint64_t blk, uint64_t dev_blocks,
+			 struct dmafs_disk_super *out, char *why, size_t whylen)
 {
 	void *buf = dmafs_dev_alloc_buf(DMAFS_SB_SIZE);
 	int ret;
@@ -673,9 +673,9 @@ static int pick_super(struct dmafs_fs *fs, char *why, size_t whylen)
 		snprintf(why, whylen, "device too small for a dmafs filesystem");
 		return -EINVAL;
 	}
-	pret = read_super(fs, 0, dev_blocks, &p, why, whylen);
+	pret = dmafs_log_read_super(fs, 0, dev_blocks, &p, why, whylen);
 	bblk = pret ? dev_blocks - 1 : le64(p.total_blocks) - 1;
-	bret = read_super(fs, bblk, dev_blocks, &b, bwhy, sizeof(bwhy));
+	bret = dmafs_log_read_super(fs, bblk, dev_blocks, &b, bwhy, sizeof(bwhy));
 	if (pret == -EOPNOTSUPP)
 		return pret;
 	if (!pret && (bret || le64(p.generation) >= le64(b.generation))) {
@@ -697,7 +697,7 @@ static int pick_super(struct dmafs_fs *fs, char *why, size_t whylen)
 			 le32(fs->sb.lba_size), info->lba_size);
 		return -EINVAL;
 	}
-	if (le32(fs->sb.flags) & DMAFS_SB_NEEDS_FSCK) {
+	if ((le32(fs->sb.flags) & DMAFS_SB_NEEDS_FSCK) && !fs->report) {
 		snprintf(why, whylen,
 			 "filesystem has errors recorded; run fsck.dmafs");
 		return -EUCLEAN;
@@ -761,10 +761,15 @@ static int apply_chunk(struct dmafs_fs *fs, const void *chunk, char *why,
 
 	while ((ret = dmafs_rec_next(c + 1, le32(c->nbytes), &off, &rec, why,
 				     whylen)) > 0) {
+		n++;
 		ret = dmafs_meta_apply(fs, rec, why, whylen);
+		if (ret && fs->report) {
+			/* fsck: note the bad record and keep going */
+			fs->report(fs, why);
+			ret = 0;
+		}
 		if (ret)
 			return ret;
-		n++;
 	}
 	if (!ret && n != le32(c->nrecords)) {
 		snprintf(why, whylen, "chunk holds %u records, header says %u",
@@ -804,6 +809,7 @@ static int load_checkpoint(struct dmafs_fs *fs, char *why, size_t whylen)
 				 ret == -EUCLEAN ? cwhy : g_strerror(-ret));
 			return ret == -EUCLEAN || ret == -EAGAIN ? -EUCLEAN : ret;
 		}
+		fs->ckpt_chunks++;
 		c = buf;
 		if (le32(c->index) != index) {
 			free(buf);
@@ -815,6 +821,12 @@ static int load_checkpoint(struct dmafs_fs *fs, char *why, size_t whylen)
 		g_array_append_val(fs->ckpt_ext, blk);
 		blk = le64(c->next);
 		free(buf);
+		if (ret && fs->report) {
+			snprintf(why, whylen, "checkpoint chunk %u: %s", index,
+				 cwhy);
+			fs->report(fs, why);
+			ret = 0;
+		}
 		if (ret) {
 			snprintf(why, whylen, "checkpoint chunk %u: %s", index,
 				 cwhy);
@@ -868,6 +880,12 @@ static int replay(struct dmafs_fs *fs, char *why, size_t whylen)
 		}
 		ret = apply_chunk(fs, buf, cwhy, sizeof(cwhy));
 		free(buf);
+		if (ret && fs->report) {
+			snprintf(why, whylen, "log chunk %llu: %s",
+				 (unsigned long long)seq, cwhy);
+			fs->report(fs, why);
+			ret = 0;
+		}
 		if (ret) {
 			snprintf(why, whylen, "log chunk %llu: %s",
 				 (unsigned long long)seq, cwhy);
@@ -887,7 +905,7 @@ static int replay(struct dmafs_fs *fs, char *why, size_t whylen)
 	return 0;
 }
 
-int dmafs_log_load(struct dmafs_fs *fs, char *why, size_t whylen)
+int dmafs_log_open(struct dmafs_fs *fs, char *why, size_t whylen)
 {
 	struct dmafs_log *log = g_new0(struct dmafs_log, 1);
 	int ret;
@@ -904,13 +922,23 @@ int dmafs_log_load(struct dmafs_fs *fs, char *why, size_t whylen)
 	fs->next_ino = le64(fs->sb.next_ino);
 	fs->alloc = dmafs_alloc_new(le64(fs->sb.data_start),
 				    le64(fs->sb.total_blocks) - 1);
-	ret = load_checkpoint(fs, why, whylen);
-	if (ret)
-		return ret;
-	ret = replay(fs, why, whylen);
-	if (ret)
-		return ret;
-	return dmafs_meta_finish_load(fs, why, whylen);
+	return 0;
+}
+
+int dmafs_log_load_state(struct dmafs_fs *fs, char *why, size_t whylen)
+{
+	int ret = load_checkpoint(fs, why, whylen);
+
+	return ret ? ret : replay(fs, why, whylen);
+}
+
+int dmafs_log_load(struct dmafs_fs *fs, char *why, size_t whylen)
+{
+	int ret = dmafs_log_open(fs, why, whylen);
+
+	if (!ret)
+		ret = dmafs_log_load_state(fs, why, whylen);
+	return ret ? ret : dmafs_meta_finish_load(fs, why, whylen);
 }
 
 void dmafs_log_destroy(struct dmafs_fs *fs)

@@ -13,6 +13,39 @@
 
 #include "dmafs.h"
 
+void dmafs_fs_init(struct dmafs_fs *fs, const char *devpath, bool ro)
+{
+	memset(fs, 0, sizeof(*fs));
+	fs->ro = ro;
+	fs->devpath = g_strdup(devpath);
+	g_mutex_init(&fs->lock);
+	g_mutex_init(&fs->commit_lock);
+	fs->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	fs->dirty = g_hash_table_new(NULL, NULL);
+	fs->ckpt_ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+}
+
+void dmafs_fs_destroy(struct dmafs_fs *fs)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	dmafs_log_destroy(fs);
+	g_hash_table_iter_init(&it, fs->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		dmafs_inode_free(v);
+	g_hash_table_destroy(fs->inodes);
+	g_hash_table_destroy(fs->dirty);
+	g_array_unref(fs->ckpt_ext);
+	if (fs->alloc)
+		dmafs_alloc_destroy(fs->alloc);
+	if (fs->dev)
+		dmafs_dev_close(fs->dev);
+	g_free(fs->devpath);
+	g_mutex_clear(&fs->lock);
+	g_mutex_clear(&fs->commit_lock);
+}
+
 void dmafs_now(struct timespec *ts)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
