@@ -97,6 +97,7 @@ struct dmafs_fs {
 	GArray *ckpt_ext;
 
 	uint32_t ckpt_chunks;		/* chunks in the loaded checkpoint */
+	uint64_t log_chunks;		/* log chunks replayed at load */
 
 	/*
 	 * fsck sets this: load problems are reported through it and the

@@ -901,6 +901,7 @@ static int replay(struct dmafs_fs *fs, char *why, size_t whylen)
 	log->head = pos;
 	log->seq = seq;
 	log->used = used;
+	fs->log_chunks = nchunks;
 	g_debug("replayed %lu log chunks", nchunks);
 	return 0;
 }

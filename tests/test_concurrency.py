@@ -295,7 +295,7 @@ def test_readers_see_old_or_new_content_during_rename_over(mnt):
                       [("w", str(d), 1, duration)] +
                       [("r", str(d), duration) for _ in range(3)])
     writes = res[0]
-    assert writes > 20, "writer made no progress"
+    assert writes >= 5, "writer made no progress"
     assert all(reads > 20 for reads, _ in res[1:]), res
     assert any(versions > 1 for _, versions in res[1:]), \
         "readers never saw a rename land"

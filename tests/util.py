@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("DMAFS_BUILD") or REPO / "build")
 MKFS = BUILD / "tools" / "mkfs.dmafs"
 DAEMON = BUILD / "fs" / "dmafs"
+FSCK = BUILD / "tools" / "fsck.dmafs"
 REFERENCE = os.environ.get("DMAFS_TEST_REFERENCE", "") not in ("", "0")
 
 KiB = 1024
@@ -494,11 +495,14 @@ class TestFs:
             return ""
 
     def fsck(self):
-        """Reference mode only: e2fsck -fn must find the image clean."""
-        if REFERENCE:
-            r = subprocess.run(["e2fsck", "-fn", str(self.image)],
-                               capture_output=True, text=True)
-            assert r.returncode == 0, f"e2fsck:\n{r.stdout}{r.stderr}"
+        """After every test that mounted: the checker must find the image
+        clean (fsck.dmafs -n; e2fsck -fn in reference mode)."""
+        if not self.image.exists():
+            return
+        cmd = (["e2fsck", "-fn"] if REFERENCE else [str(FSCK), "-n"])
+        r = subprocess.run(cmd + [str(self.image)], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, f"{cmd[0]}:\n{r.stdout}{r.stderr}"
 
     def destroy(self, keep_image=False):
         try:
