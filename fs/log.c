@@ -680,8 +680,13 @@ static int pick_super(struct dmafs_fs *fs, char *why, size_t whylen)
 		return pret;
 	if (!pret && (bret || le64(p.generation) >= le64(b.generation))) {
 		fs->sb = p;
-	} else if (!bret && (pret == -EUCLEAN || pret == -EIO || !pret)) {
-		/* A torn primary: the backup is the newest valid copy. */
+	} else if (!bret && (pret == -EUCLEAN || pret == -EIO ||
+			     (pret == -ENODATA && fs->report))) {
+		/*
+		 * A torn primary: the backup is the newest valid copy.  A
+		 * primary without our magic at all may be another filesystem
+		 * made over ours: only fsck, asked to repair, goes on.
+		 */
 		if (pret)
 			g_message("primary superblock invalid (%s), using the backup",
 				  why);
