@@ -58,6 +58,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
@@ -87,7 +88,45 @@ struct dmafs_dev {
 	int fd;
 	bool rdonly;
 	struct dmafs_dev_info info;
+	/* power-cut simulation: see dev_trace() */
+	int trace_fd;
+	pthread_mutex_t trace_lock;
 };
+
+/*
+ * Test hook for the power-cut simulator (tests/crashsim.py): with
+ * DMAFS_DEV_TRACE=PATH in the environment, every write is appended to PATH
+ * when it completes, and every flush when it completes, before the caller
+ * learns of the completion.  A crash image is then any state the device
+ * may be in after a power cut: everything before the last flush, FUA
+ * writes, and any torn subset of the writes since.
+ */
+struct dev_trace_rec {
+	uint32_t magic;		/* DEV_TRACE_MAGIC */
+	uint32_t type;		/* DEV_TRACE_* */
+	uint64_t off;		/* bytes */
+	uint64_t len;		/* bytes of data following the record */
+};
+
+#define DEV_TRACE_MAGIC		0x43525444u	/* "DTRC" */
+#define DEV_TRACE_WRITE		1
+#define DEV_TRACE_FUA		2
+#define DEV_TRACE_FLUSH		3
+
+static void dev_trace(struct dmafs_dev *dev, uint32_t type, uint64_t off,
+		      const void *buf, uint64_t len)
+{
+	struct dev_trace_rec rec = { DEV_TRACE_MAGIC, type, off, len };
+	struct iovec iov[2] = { { &rec, sizeof(rec) }, { (void *)buf, len } };
+
+	if (dev->trace_fd < 0)
+		return;
+	pthread_mutex_lock(&dev->trace_lock);
+	if (writev(dev->trace_fd, iov, len ? 2 : 1) !=
+	    (ssize_t)(sizeof(rec) + len))
+		g_warning("%s: device trace write failed", dev->info.path);
+	pthread_mutex_unlock(&dev->trace_lock);
+}
 
 struct dev_ring {
 	struct io_uring ring;
@@ -511,6 +550,18 @@ int dmafs_dev_open(const char *path, unsigned int flags, struct dmafs_dev **out)
 		dev_probe_file(dev, &fst);
 	}
 
+	dev->trace_fd = -1;
+	if (!dev->rdonly && getenv("DMAFS_DEV_TRACE")) {
+		dev->trace_fd = open(getenv("DMAFS_DEV_TRACE"),
+				     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				     0600);
+		if (dev->trace_fd < 0) {
+			ret = -errno;
+			goto out_close_fd;
+		}
+		pthread_mutex_init(&dev->trace_lock, NULL);
+	}
+
 	pthread_mutex_lock(&dev_rings_lock);
 	dev_open_count++;
 	pthread_mutex_unlock(&dev_rings_lock);
@@ -531,6 +582,10 @@ void dmafs_dev_close(struct dmafs_dev *dev)
 	if (!dev)
 		return;
 	close(dev->fd);
+	if (dev->trace_fd >= 0) {
+		close(dev->trace_fd);
+		pthread_mutex_destroy(&dev->trace_lock);
+	}
 	free(dev);
 
 	pthread_mutex_lock(&dev_rings_lock);
@@ -692,6 +747,11 @@ int dmafs_dev_submit(struct dmafs_dev *dev, struct dmafs_io *ios,
 					continue;
 			} else if (res >= 0 && (size_t)res == left) {
 				res = 0;
+				if (s->io->flags & DMAFS_IO_WRITE)
+					dev_trace(dev, s->io->flags & DMAFS_IO_FUA ?
+						  DEV_TRACE_FUA : DEV_TRACE_WRITE,
+						  s->io->off, s->io->buf,
+						  s->io->len);
 			} else if (res >= 0 && (size_t)res < left &&
 				   !s->retried) {
 				s->retried = true;
@@ -790,6 +850,8 @@ int dmafs_dev_flush(struct dmafs_dev *dev)
 		ret = cqe->res;
 		io_uring_cqe_seen(&r->ring, cqe);
 	} while (ret == -EAGAIN && eagain++ < DEV_MAX_EAGAIN);
+	if (!ret)
+		dev_trace(dev, DEV_TRACE_FLUSH, 0, NULL, 0);
 	return ret < 0 ? ret : 0;
 }
 
