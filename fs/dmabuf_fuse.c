@@ -902,6 +902,8 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 	g_mutex_lock(&fs->lock);
 	ret = get_inode(fs, ino, &in);
+	if (!ret && !S_ISREG(in->mode))
+		ret = -EINVAL;
 	g_mutex_unlock(&fs->lock);
 	if (!ret && whence != SEEK_DATA && whence != SEEK_HOLE)
 		ret = -EINVAL;
