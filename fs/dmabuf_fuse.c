@@ -78,6 +78,12 @@ static int check_name(const char *name)
 	return 0;
 }
 
+/* Can dir take one more entry?  Cookies are never reused (readdir). */
+static int dir_room(struct dmafs_inode *dir)
+{
+	return dir->next_cookie < DMAFS_COOKIE_MAX ? 0 : -ENOSPC;
+}
+
 static void fill_entry(struct dmafs_fs *fs, struct dmafs_inode *in,
 		       struct fuse_entry_param *e)
 {
@@ -138,30 +144,21 @@ static void touch_atime(struct dmafs_fs *fs, struct dmafs_inode *in)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct dmafs_fs *fs = userdata;
-	GHashTableIter it;
-	gpointer v;
-	GPtrArray *orphans = g_ptr_array_new();
 
 	conn->want |= FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (fs->ro)
-		goto out;
-	/* Files unlinked while open when the last session ended (format.h, rule 3). */
-	g_mutex_lock(&fs->lock);
-	g_hash_table_iter_init(&it, fs->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		if (!((struct dmafs_inode *)v)->nlink)
-			g_ptr_array_add(orphans, v);
-	for (guint i = 0; i < orphans->len; i++)
-		maybe_evict(fs, orphans->pdata[i]);
-	g_mutex_unlock(&fs->lock);
-	if (orphans->len)
-		g_message("removed %u orphaned inodes", orphans->len);
+		return;
+	/*
+	 * The log we replayed ended at a chunk that is not valid; chunks
+	 * beyond it must never be mistaken for new ones.  A checkpoint starts
+	 * a new log session before anything is appended (format.h).
+	 */
+	if (fs->log_chunks || fs->log_stale || fs->orphans)
+		dmafs_log_checkpoint(fs);
 	dmafs_log_start_flusher(fs);
-out:
-	g_ptr_array_free(orphans, TRUE);
 }
 
 static void op_destroy(void *userdata)
@@ -380,6 +377,10 @@ static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -EEXIST;
 	if (!ret && S_ISDIR(mode) && dir->nlink >= DMAFS_LINK_MAX)
 		ret = -EMLINK;
+	if (!ret)
+		ret = dir_room(dir);
+	if (!ret && fs->next_ino >= DMAFS_INO_MAX)
+		ret = -ENOSPC;
 	if (ret)
 		goto out_unlock;
 
@@ -642,7 +643,9 @@ static int do_rename(struct dmafs_fs *fs, fuse_ino_t parent, const char *name,
 	if (S_ISDIR(src->mode) && dir != ndir && !dst &&
 	    ndir->nlink >= DMAFS_LINK_MAX)
 		goto out_unlock;
-	ret = 0;
+	ret = flags & RENAME_EXCHANGE ? 0 : dir_room(ndir);
+	if (ret)
+		goto out_unlock;
 
 	/* Every record of the rename goes into one chunk: all or nothing. */
 	scookie = sd->cookie;
@@ -732,6 +735,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		ret = -EEXIST;
 	if (!ret && in->nlink >= DMAFS_LINK_MAX)
 		ret = -EMLINK;
+	if (!ret)
+		ret = dir_room(dir);
 	if (!ret && !in->nlink)
 		ret = -ENOENT;
 	if (!ret) {

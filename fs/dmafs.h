@@ -98,6 +98,9 @@ struct dmafs_fs {
 
 	uint32_t ckpt_chunks;		/* chunks in the loaded checkpoint */
 	uint64_t log_chunks;		/* log chunks replayed at load */
+	uint32_t orphans;		/* orphans dropped at load */
+	bool log_stale;			/* chunks of this log session lie past
+					 * the end of the replay */
 
 	/*
 	 * fsck sets this: load problems are reported through it and the

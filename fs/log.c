@@ -245,8 +245,8 @@ static int commit_locked(struct dmafs_fs *fs)
 	if (!buf)
 		goto out_fail;
 	memcpy((char *)buf + DMAFS_CHUNK_HDR_SIZE, payload->data, payload->len);
-	dmafs_chunk_seal(buf, DMAFS_CHUNK_LOG, seq, nb, payload->len, nrec, 0,
-			 0, fs->sb.uuid);
+	dmafs_chunk_seal(buf, DMAFS_CHUNK_LOG, seq, nb, payload->len, nrec,
+			 le64(fs->sb.log_nonce), 0, fs->sb.uuid);
 	/* Rule 1: the data this chunk points at is durable before it is. */
 	ret = dmafs_dev_flush(fs->dev);
 	if (!ret)
@@ -519,6 +519,9 @@ static int checkpoint_locked(struct dmafs_fs *fs)
 	fs->sb.ckpt_blocks = cpu64(total);
 	fs->sb.log_head_block = cpu64(log->head);
 	fs->sb.log_head_seq = cpu64(seq + 1);
+	/* A new log session: no chunk already on the device can match it. */
+	fs->sb.log_nonce = cpu64((uint64_t)g_random_int() << 32 |
+				 g_random_int());
 	ret = write_super(fs);
 	if (ret)
 		goto out_fail;
@@ -680,7 +683,7 @@ static int pick_super(struct dmafs_fs *fs, char *why, size_t whylen)
 		return pret;
 	if (!pret && (bret || le64(p.generation) >= le64(b.generation))) {
 		fs->sb = p;
-	} else if (!bret && (pret == -EUCLEAN || pret == -EIO ||
+	} else if (!bret && (!pret || pret == -EUCLEAN || pret == -EIO ||
 			     (pret == -ENODATA && fs->report))) {
 		/*
 		 * A torn primary: the backup is the newest valid copy.  A
@@ -690,6 +693,8 @@ static int pick_super(struct dmafs_fs *fs, char *why, size_t whylen)
 		if (pret)
 			g_message("primary superblock invalid (%s), using the backup",
 				  why);
+		else
+			g_message("the backup superblock is newer than the primary, using it");
 		fs->sb = b;
 	} else {
 		if (pret == -ENODATA)
@@ -746,6 +751,12 @@ static int read_chunk(struct dmafs_fs *fs, uint64_t blk, uint32_t type,
 			ret = dmafs_chunk_verify(buf, *nb, type, seq,
 						 fs->sb.uuid, max_blocks, nb,
 						 why, whylen);
+	}
+	if (!ret && type == DMAFS_CHUNK_LOG &&
+	    le64(((struct dmafs_disk_chunk *)buf)->next) !=
+		    le64(fs->sb.log_nonce)) {
+		snprintf(why, whylen, "chunk of an earlier log session");
+		ret = -EUCLEAN;
 	}
 	if (ret)
 		goto out_free;
@@ -848,6 +859,26 @@ static int load_checkpoint(struct dmafs_fs *fs, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * Does blk hold the header of a chunk of this log session, valid or not?
+ * Then appending in this session could one day make it replayable again.
+ */
+static bool session_chunk_at(struct dmafs_fs *fs, uint64_t blk)
+{
+	struct dmafs_disk_chunk *c = dmafs_dev_alloc_buf(DMAFS_BLOCK_SIZE);
+	bool ours;
+
+	if (!c)
+		return true;
+	ours = !dmafs_dev_read(fs->dev, c, DMAFS_BLOCK_SIZE, blk_off(blk)) &&
+	       le32(c->magic) == DMAFS_CHUNK_MAGIC &&
+	       !memcmp(c->uuid, fs->sb.uuid, 16) &&
+	       le32(c->type) == DMAFS_CHUNK_LOG &&
+	       le64(c->next) == le64(fs->sb.log_nonce);
+	free(c);
+	return ours;
+}
+
 /* Replay the log chunks after the checkpoint; leaves log->head/seq/used. */
 static int replay(struct dmafs_fs *fs, char *why, size_t whylen)
 {
@@ -907,6 +938,8 @@ static int replay(struct dmafs_fs *fs, char *why, size_t whylen)
 	log->seq = seq;
 	log->used = used;
 	fs->log_chunks = nchunks;
+	fs->log_stale = session_chunk_at(fs, start + pos) ||
+			(pos && session_chunk_at(fs, start));
 	g_debug("replayed %lu log chunks", nchunks);
 	return 0;
 }

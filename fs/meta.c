@@ -149,6 +149,8 @@ int dmafs_dir_add(struct dmafs_inode *dir, const char *name, uint64_t ino,
 
 	if (g_hash_table_contains(dir->dents, name))
 		return -EEXIST;
+	if (!cookie && dir->next_cookie >= DMAFS_COOKIE_MAX)
+		return -ENOSPC;		/* 2^62 entries made in one directory */
 	if (!cookie)
 		cookie = dir->next_cookie++;
 	else if (g_tree_lookup(dir->dents_by_cookie, &cookie))
@@ -326,7 +328,7 @@ static int apply_inode(struct dmafs_fs *fs, const struct dmafs_disk_rec_inode *r
 	uint32_t mode = le32(r->mode);
 	struct dmafs_inode *in = dmafs_inode_get(fs, ino);
 
-	if (!ino || ino == UINT64_MAX)
+	if (!ino || ino >= DMAFS_INO_MAX)
 		return corrupt(why, whylen, "bad inode number", ino);
 	switch (mode & S_IFMT) {
 	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO:
@@ -376,6 +378,9 @@ int dmafs_meta_apply(struct dmafs_fs *fs, const struct dmafs_disk_rec *rec,
 	if (type == DMAFS_REC_META) {
 		const struct dmafs_disk_rec_meta *m = (const void *)rec;
 
+		if (le64(m->next_ino) > DMAFS_INO_MAX)
+			return corrupt(why, whylen, "next inode number out of range",
+				       le64(m->next_ino));
 		if (le64(m->next_ino) > fs->next_ino)
 			fs->next_ino = le64(m->next_ino);
 		return 0;
@@ -410,8 +415,8 @@ int dmafs_meta_apply(struct dmafs_fs *fs, const struct dmafs_disk_rec *rec,
 			return dmafs_dir_remove(in, name) ?
 				corrupt(why, whylen, "removal of a missing entry",
 					ino) : 0;
-		if (!le64(d->child) || !le64(d->cookie) ||
-		    le64(d->cookie) > (UINT64_MAX >> 2))
+		if (!le64(d->child) || le64(d->cookie) < 3 ||
+		    le64(d->cookie) >= DMAFS_COOKIE_MAX)
 			return corrupt(why, whylen, "bad directory entry", ino);
 		if (dmafs_dir_add(in, name, le64(d->child), d->dtype,
 				  le64(d->cookie)))
@@ -458,13 +463,15 @@ int dmafs_meta_apply(struct dmafs_fs *fs, const struct dmafs_disk_rec *rec,
 	case DMAFS_REC_SYMLINK: {
 		size_t len = le32(rec->len) - sizeof(*rec);
 
+		const char *target = (const char *)(rec + 1);
+
 		if (!S_ISLNK(in->mode))
 			return corrupt(why, whylen, "target for a non-symlink",
 				       ino);
-		g_free(in->symlink);
-		in->symlink = g_strndup((const char *)(rec + 1), len);
-		if (!in->symlink[0])
+		if (!len || !target[0])
 			return corrupt(why, whylen, "empty symlink", ino);
+		g_free(in->symlink);
+		in->symlink = g_strndup(target, len);
 		return 0;
 	}
 	}
@@ -516,6 +523,40 @@ static gboolean mark_extent(gpointer key, gpointer value, gpointer data)
 	return FALSE;
 }
 
+/*
+ * Inodes with no links left when the last session ended were unlinked
+ * while open (format.h, rule 3): nothing can reach them, so they go before
+ * anything is checked or allocated.  A read-write mount logs their removal;
+ * their blocks are free at once, which is safe because the removal is in
+ * the first chunk any later allocation can be committed in.
+ */
+static void drop_orphans(struct dmafs_fs *fs)
+{
+	GPtrArray *orphans = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, fs->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		if (!((struct dmafs_inode *)v)->nlink &&
+		    ((struct dmafs_inode *)v)->ino != DMAFS_ROOT_INO)
+			g_ptr_array_add(orphans, v);
+	for (guint i = 0; i < orphans->len; i++) {
+		struct dmafs_inode *in = orphans->pdata[i];
+
+		if (!fs->ro && !fs->report)
+			dmafs_log_inode_del(fs, in->ino);
+		g_hash_table_remove(fs->dirty, in);
+		g_hash_table_remove(fs->inodes, &in->ino);
+		fs->ninodes--;
+		dmafs_inode_free(in);
+	}
+	if (orphans->len)
+		g_message("removed %u orphaned inodes", orphans->len);
+	fs->orphans = orphans->len;
+	g_ptr_array_free(orphans, TRUE);
+}
+
 int dmafs_meta_finish_load(struct dmafs_fs *fs, char *why, size_t whylen)
 {
 	struct load_ctx c = { fs, why, whylen, 0 };
@@ -525,6 +566,7 @@ int dmafs_meta_finish_load(struct dmafs_fs *fs, char *why, size_t whylen)
 
 	if (!root || !S_ISDIR(root->mode))
 		return corrupt(why, whylen, "no root directory", DMAFS_ROOT_INO);
+	drop_orphans(fs);
 	/* Parents of directories, for "..". */
 	g_hash_table_iter_init(&it, fs->inodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {

@@ -27,7 +27,7 @@ SB_FIELDS = {
     "generation": (152, "<Q"), "ckpt_block": (160, "<Q"),
     "ckpt_seq": (168, "<Q"), "ckpt_blocks": (176, "<Q"),
     "log_head_block": (184, "<Q"), "log_head_seq": (192, "<Q"),
-    "next_ino": (200, "<Q"),
+    "next_ino": (200, "<Q"), "log_nonce": (280, "<Q"),
 }
 
 
@@ -157,8 +157,10 @@ def append_log_chunk(img, records):
     replay head with the head's sequence number."""
     sb = read_super(img)
     blk = sb["log_start"] + sb["log_head_block"]
+    # A log chunk carries its session's nonce where a checkpoint chunk has
+    # the next chunk's block.
     write_block(img, blk, _chunk(CHUNK_LOG, sb["log_head_seq"], records,
-                                 sb["uuid"]))
+                                 sb["uuid"], nxt=sb["log_nonce"]))
 
 
 def checkpoint(img):

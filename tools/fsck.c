@@ -41,6 +41,7 @@ struct fsck {
 	bool verbose;
 	unsigned int errors;	/* problems found */
 	unsigned int notes;	/* benign findings (orphans, stale backup) */
+	unsigned int unfixable;	/* problems repair cannot mend */
 	bool changed;		/* the in-memory state differs from the disk */
 };
 
@@ -65,6 +66,23 @@ static void problem(struct fsck *f, const char *fmt, ...)
 	f->errors++;
 	if (repairing(f))
 		f->changed = true;
+}
+
+static void unfixable(struct fsck *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A problem that even repair leaves as it is. */
+static void unfixable(struct fsck *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("  ");
+	vprintf(fmt, ap);
+	printf(" (not fixed)\n");
+	va_end(ap);
+	f->errors++;
+	f->unfixable++;
 }
 
 static void note(struct fsck *f, const char *fmt, ...)
@@ -148,6 +166,7 @@ static int check_supers(struct fsck *f)
 
 struct ns_ctx {
 	struct fsck *f;
+	struct dmafs_inode *lf;	/* where lost inodes go, once made */
 	GHashTable *refs;	/* ino -> number of entries naming it */
 	GHashTable *parent;	/* directory ino -> its parent's ino */
 	GHashTable *seen;	/* inodes reachable from the root */
@@ -257,39 +276,65 @@ static void walk(struct ns_ctx *c, uint64_t ino)
 	}
 }
 
-static struct dmafs_inode *lost_found(struct fsck *f)
+/*
+ * The directory reattached inodes go to: /lost+found, or, when that name is
+ * taken by something else, the first free "lost+found.N".  NULL if no inode
+ * number is left to make one.
+ */
+static struct dmafs_inode *lost_found(struct ns_ctx *c)
 {
-	struct dmafs_fs *fs = &f->fs;
+	struct dmafs_fs *fs = &c->f->fs;
 	struct dmafs_inode *root = dmafs_inode_get(fs, DMAFS_ROOT_INO);
-	struct dmafs_dirent *d = dmafs_dir_lookup(root, "lost+found");
-	struct dmafs_inode *lf = d ? dmafs_inode_get(fs, d->ino) : NULL;
+	struct dmafs_inode *lf;
 	struct timespec now;
+	char name[32] = "lost+found";
+	int n = 0;
 
-	if (lf && S_ISDIR(lf->mode))
-		return lf;
+	if (c->lf)
+		return c->lf;
+	for (;;) {
+		struct dmafs_dirent *d = dmafs_dir_lookup(root, name);
+
+		if (!d)
+			break;
+		lf = dmafs_inode_get(fs, d->ino);
+		if (lf && S_ISDIR(lf->mode) &&
+		    g_hash_table_contains(c->seen, &lf->ino))
+			return c->lf = lf;
+		g_snprintf(name, sizeof(name), "lost+found.%d", ++n);
+	}
+	if (fs->next_ino >= DMAFS_INO_MAX || root->next_cookie >= DMAFS_COOKIE_MAX)
+		return NULL;
 	lf = dmafs_inode_new(fs, fs->next_ino, S_IFDIR | 0700);
 	lf->nlink = 2;
 	lf->parent = DMAFS_ROOT_INO;
 	dmafs_now(&now);
 	lf->atime = lf->mtime = lf->ctime = lf->btime = now;
-	if (d)
-		dmafs_dir_remove(root, "lost+found");
-	dmafs_dir_add(root, "lost+found", lf->ino, dmafs_dtype(lf->mode), 0);
+	dmafs_dir_add(root, name, lf->ino, dmafs_dtype(lf->mode), 0);
 	root->nlink++;
-	return lf;
+	g_hash_table_add(c->seen, key(lf->ino));
+	return c->lf = lf;
 }
 
-static void reattach(struct ns_ctx *c, struct dmafs_inode *in)
+/* Give a lost inode a name in lost+found; false if that is impossible. */
+static bool reattach(struct ns_ctx *c, struct dmafs_inode *in)
 {
-	struct dmafs_inode *lf = lost_found(c->f);
-	char name[32];
+	struct dmafs_inode *lf = lost_found(c);
+	char name[48];
+	int n = 0;
 
+	if (!lf || lf->next_cookie >= DMAFS_COOKIE_MAX)
+		return false;
 	g_snprintf(name, sizeof(name), "#%llu", (unsigned long long)in->ino);
+	while (dmafs_dir_lookup(lf, name))
+		g_snprintf(name, sizeof(name), "#%llu.%d",
+			   (unsigned long long)in->ino, ++n);
 	dmafs_dir_add(lf, name, in->ino, dmafs_dtype(in->mode), 0);
 	if (S_ISDIR(in->mode))
 		g_hash_table_replace(c->parent, key(in->ino),
 				     GSIZE_TO_POINTER(lf->ino));
-	walk(c, lf->ino);
+	walk(c, in->ino);
+	return true;
 }
 
 /* Unlink a directory from a parent that is itself lost (a cycle). */
@@ -346,12 +391,18 @@ static void check_reachable(struct ns_ctx *c)
 				     (unsigned long long)in->ino);
 				continue;
 			}
-			problem(c->f,
-				"inode %llu is not reachable from the root; moved to /lost+found",
-				(unsigned long long)in->ino);
 			if (S_ISDIR(in->mode))
 				detach_dir(c, in);
-			reattach(c, in);
+			if (reattach(c, in)) {
+				problem(c->f,
+					"inode %llu is not reachable from the root; moved to %s",
+					(unsigned long long)in->ino,
+					"lost+found");
+			} else {
+				unfixable(c->f,
+					  "inode %llu is not reachable from the root, and no directory can be made to hold it",
+					  (unsigned long long)in->ino);
+			}
 		}
 		g_ptr_array_set_size(lost, 0);
 	}
@@ -639,7 +690,8 @@ int main(int argc, char **argv)
 	check_namespace(&f);
 	check_space(&f);
 
-	status = f.errors ? (repairing(&f) ? EXIT_FIXED : EXIT_ERRORS) :
+	status = f.errors ? (repairing(&f) && !f.unfixable ? EXIT_FIXED :
+						       EXIT_ERRORS) :
 			    EXIT_CLEAN;
 	if (repairing(&f) && f.changed) {
 		printf("Phase 5: writing the repaired metadata\n");

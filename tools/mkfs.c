@@ -85,6 +85,7 @@ struct mkfs_plan {
 	uint64_t fs_bytes;		/* filesystem size, bytes */
 	struct dmafs_layout layout;
 	uint8_t uuid[16];
+	uint64_t log_nonce;
 	struct timespec now;
 	uint32_t uid, gid;
 };
@@ -622,6 +623,13 @@ static int calculate(const struct mkfs_opts *o, struct mkfs_plan *p)
 		p->uuid[6] = (p->uuid[6] & 0x0f) | 0x40;
 		p->uuid[8] = (p->uuid[8] & 0x3f) | 0x80;
 	}
+	/* The first log session (format.h, "Log sessions"). */
+	if (getrandom(&p->log_nonce, sizeof(p->log_nonce), 0) !=
+	    (ssize_t)sizeof(p->log_nonce)) {
+		ret = -errno;
+		fail("cannot get random bytes: %s", strerror(-ret));
+		return ret;
+	}
 	clock_gettime(CLOCK_REALTIME, &p->now);
 	/* The creator owns the root, so an unprivileged image is usable. */
 	p->uid = getuid();
@@ -722,6 +730,7 @@ static int build_super(const struct mkfs_opts *o, const struct mkfs_plan *p,
 	sb->log_head_block = cpu64(0);
 	sb->log_head_seq = cpu64(1);
 	sb->next_ino = cpu64(DMAFS_ROOT_INO + 1);
+	sb->log_nonce = cpu64(p->log_nonce);
 	sb->mkfs_time = cpu64((uint64_t)(int64_t)p->now.tv_sec);
 	sb->write_time = sb->mkfs_time;
 	dmafs_super_seal(sb);

@@ -38,6 +38,16 @@
  * sequence, otherwise tries the start of the region once, otherwise stops.
  * Sequence numbers never repeat, so a stale chunk never matches.
  *
+ * Log sessions.  A replay ends at the first chunk that is not valid, which
+ * after a crash is a torn or never-written one; but chunks of the same log
+ * with later sequence numbers may lie beyond it (a chunk damaged later, or
+ * old chunks that a truncated log never overwrote), and must never be
+ * replayed after new chunks are appended.  So every checkpoint starts a new
+ * log session with a fresh random sb.log_nonce that each log chunk carries
+ * (in chunk.next), and a read-write mount that replayed any chunk writes a
+ * checkpoint before it appends: within one session the log is only ever
+ * appended to, so its sequence numbers are unique.
+ *
  * Checkpoint.  When the log runs short of space (and at unmount) the daemon
  * dumps its whole state as records into chunks written to freshly allocated
  * blocks in the data area (linked by chunk.next), flushes, then writes the
@@ -75,6 +85,9 @@
 #define DMAFS_XATTR_NAME_MAX	255
 #define DMAFS_XATTR_VALUE_MAX	65536
 #define DMAFS_ROOT_INO		1ULL
+/* Inode numbers are below this; readdir cookies (positive off_t) too. */
+#define DMAFS_INO_MAX		(1ULL << 62)
+#define DMAFS_COOKIE_MAX	(1ULL << 62)
 #define DMAFS_MAX_LBA_SIZE	4096u
 
 /* Smallest filesystem mkfs accepts, in blocks (16 MiB). */
@@ -132,7 +145,8 @@ struct dmafs_disk_super {
 	__le64 first_error_time;	/* seconds */
 	__le64 first_error_block;	/* block where it was seen, or 0 */
 	char first_error_func[32];	/* reporting function, NUL padded */
-	__u8 pad[3816];
+	__le64 log_nonce;		/* log session: see "Log sessions" above */
+	__u8 pad[3808];
 };
 
 /* Chunk types */
@@ -155,7 +169,8 @@ struct dmafs_disk_chunk {
 	__le64 seq;			/* log: sequence; ckpt: ckpt_seq */
 	__le32 nbytes;			/* payload bytes */
 	__le32 nrecords;
-	__le64 next;			/* ckpt: next chunk's block, 0 ends */
+	__le64 next;			/* ckpt: next chunk's block, 0 ends;
+					 * log: the session's sb.log_nonce */
 	__le32 index;			/* ckpt: chunk index from 0; log: 0 */
 	__le32 pad;
 	__u8 uuid[16];			/* filesystem UUID */
@@ -249,7 +264,8 @@ _Static_assert(sizeof(struct dmafs_disk_super) == DMAFS_SB_SIZE, "super");
 _Static_assert(offsetof(struct dmafs_disk_super, crc) == 12, "super crc");
 _Static_assert(offsetof(struct dmafs_disk_super, uuid) == 40, "super uuid");
 _Static_assert(offsetof(struct dmafs_disk_super, total_blocks) == 120, "super");
-_Static_assert(offsetof(struct dmafs_disk_super, pad) == 280, "super pad");
+_Static_assert(offsetof(struct dmafs_disk_super, log_nonce) == 280, "nonce");
+_Static_assert(offsetof(struct dmafs_disk_super, pad) == 288, "super pad");
 _Static_assert(sizeof(struct dmafs_disk_chunk) == DMAFS_CHUNK_HDR_SIZE, "chunk");
 _Static_assert(offsetof(struct dmafs_disk_chunk, uuid) == 48, "chunk uuid");
 _Static_assert(sizeof(struct dmafs_disk_rec) == 16, "rec");
