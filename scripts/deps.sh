@@ -36,6 +36,10 @@ packages=(
 	util-linux
 	kmod
 	xxd
+	# fuzz/: libFuzzer with ASan/UBSan (llvm-14 symbolizes reports)
+	clang-14
+	libclang-rt-14-dev
+	llvm-14
 )
 
 export DEBIAN_FRONTEND=noninteractive
