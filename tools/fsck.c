@@ -418,10 +418,14 @@ static void drop_orphans(struct ns_ctx *c)
 	gpointer v;
 
 	g_hash_table_iter_init(&it, fs->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		if (!g_hash_table_contains(c->seen,
-					   &((struct dmafs_inode *)v)->ino))
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct dmafs_inode *in = v;
+
+		/* Only orphans: what could not be reattached stays. */
+		if (!g_hash_table_contains(c->seen, &in->ino) &&
+		    !S_ISDIR(in->mode) && !in->nlink)
 			g_ptr_array_add(gone, v);
+	}
 	for (guint i = 0; i < gone->len; i++) {
 		struct dmafs_inode *in = gone->pdata[i];
 
@@ -467,11 +471,14 @@ static void check_links(struct ns_ctx *c)
 		struct dmafs_inode *in = v;
 		uint32_t want;
 
-		if (!g_hash_table_contains(c->seen, &in->ino))
-			continue;
 		want = S_ISDIR(in->mode) ? 2 + count_of(subdirs, in->ino) :
 					   count_of(c->refs, in->ino);
-		if (in->nlink != want) {
+		if (!g_hash_table_contains(c->seen, &in->ino)) {
+			/* Not reached, could not be reattached: kept, not an
+			 * orphan the mount would drop. */
+			if (!in->nlink)
+				in->nlink = S_ISDIR(in->mode) ? 2 : 1;
+		} else if (in->nlink != want) {
 			problem(c->f, "inode %llu has link count %u, should be %u",
 				(unsigned long long)in->ino, in->nlink, want);
 			in->nlink = want;
@@ -709,7 +716,8 @@ int main(int argc, char **argv)
 	if (f.errors)
 		printf("%s: %u problem%s %s\n", f.device, f.errors,
 		       f.errors == 1 ? "" : "s",
-		       repairing(&f) ? "fixed" : "found; run fsck.dmafs -y to repair");
+		       !repairing(&f) ? "found; run fsck.dmafs -y to repair" :
+		       f.unfixable ? "found, some left unfixed" : "fixed");
 	else
 		printf("%s: clean\n", f.device);
 out:

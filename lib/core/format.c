@@ -172,7 +172,8 @@ int dmafs_super_check(const struct dmafs_disk_super *sb, uint64_t dev_blocks,
 				"log head sequence %llu does not follow checkpoint %llu",
 				(unsigned long long)le64(sb->log_head_seq),
 				(unsigned long long)le64(sb->ckpt_seq));
-	if (le64(sb->next_ino) <= DMAFS_ROOT_INO)
+	if (le64(sb->next_ino) <= DMAFS_ROOT_INO ||
+	    le64(sb->next_ino) > DMAFS_INO_MAX)
 		return why_fail(why, whylen, -EUCLEAN, "bad next inode %llu",
 				(unsigned long long)le64(sb->next_ino));
 	return 0;
