@@ -111,9 +111,22 @@ pytest_step "pytest (build-asan, not slow)" \
 
 # ---------------------------------------------------------------------------
 # Tier 2: the VM tests (patched 6.12 kernel under QEMU with an emulated NVMe
-# controller; ARCHITECTURE.md, "Test tiers").  Not written yet.  They go here,
-# as one more step, e.g.:
-#	step "vm tests" bash tests/vm/run.sh
+# controller; ARCHITECTURE.md, "Test tiers"; tests/vm/README.md).
+# tests/vm/suite.sh builds the base and debug kernels (cached in
+# ${DMAFS_KCACHE:-/var/cache/dmafs-kernel}) and runs pytest-3 tests/vm inside
+# the VM: base kernel, debug kernel, 4 KiB LBAs, strict IOMMU.  The VM runs
+# the binaries of "build".  DMAFS_VM_CONFIGS narrows the configurations
+# (e.g. "base,debug").
+#
+# The kernel series (kpatch/) is not finished: the tier runs only when asked
+# for with DMAFS_TEST_VM=1 until it is green, so that CI keeps judging the
+# filesystem.  The issue tracker says what is left.
+if [[ ${DMAFS_TEST_VM:-0} != 1 ]]; then
+	results+=("OFF   vm tests (kernel series in progress; DMAFS_TEST_VM=1 runs them)")
+else
+	step "vm tests (tests/vm/suite.sh)" \
+		env DMAFS_BUILD="$build" bash tests/vm/suite.sh
+fi
 # ---------------------------------------------------------------------------
 
 echo
