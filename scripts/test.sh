@@ -62,8 +62,10 @@ step() {
 
 # pytest_step NAME VAR=VALUE... -- PYTEST-ARGS...: run the pytest suite with
 # the environment given, and record its closing summary line.
+total_passed=0
+total_failed=0
 pytest_step() {
-	local name=$1 rc=0 log summary
+	local name=$1 rc=0 log summary n
 	local -a envs=()
 
 	shift
@@ -78,6 +80,17 @@ pytest_step() {
 	env "${envs[@]}" pytest-3 -ra "$@" tests/ 2>&1 | tee "$log" || rc=$?
 	summary=$(grep -E '^=+ .* in [0-9.]+s' "$log" | tail -n 1 | tr -d '=' |
 		  sed -E 's/^ +| +$//g' || true)
+	for n in $(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+'); do
+		total_passed=$((total_passed + n))
+	done
+	for n in $(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" |
+		   grep -oE '[0-9]+'); do
+		total_failed=$((total_failed + n))
+	done
+	# A pytest that did not finish has failed even without a summary.
+	if [[ $rc -ne 0 && $rc -ne 5 && -z $summary ]]; then
+		total_failed=$((total_failed + 1))
+	fi
 	# Exit 5: nothing was collected.  A suite that ran no test has not
 	# passed.
 	if [[ $rc -eq 5 ]]; then
@@ -132,4 +145,5 @@ fi
 echo
 echo "=== summary"
 printf '%s\n' "${results[@]}"
+echo "pytest: $total_passed passed, $total_failed failed"
 exit "$failed"
