@@ -16,6 +16,11 @@
 # then powers the VM off.  No `set -e`: PID 1 must reach the power-off.
 set -u
 
+# The script is one compound command, which bash reads in full before running
+# it: editing the file while it runs (a checkout, a colleague) cannot derail
+# it.
+{
+
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1
 
@@ -27,7 +32,7 @@ log() {
 mnt() {
 	local where=${*: -1}
 
-	mkdir -p "$where" 2>/dev/null
+	[[ -d $where ]] || mkdir -p "$where" 2>/dev/null
 	mount "$@" || echo "guest-init: warning: could not mount $where" >&2
 }
 
@@ -41,9 +46,20 @@ poweroff_now() {
 	exit 1
 }
 
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# The host's /proc, /sys and /dev show through the 9p root as directories on
+# other devices, so `mountpoint` would take them for mounts: decide from
+# /proc/mounts once the guest's own /proc is there.
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mounted() {
+	local mp
+
+	while read -r _ mp _; do
+		[[ $mp == "$1" ]] && return 0
+	done </proc/mounts
+	return 1
+}
+mounted /dev || mount -t devtmpfs devtmpfs /dev
 ln -sfn /proc/self/fd /dev/fd
 ln -sfn /proc/self/fd/0 /dev/stdin
 ln -sfn /proc/self/fd/1 /dev/stdout
@@ -55,8 +71,7 @@ mnt -t tmpfs -o mode=755 tmpfs /run
 mnt -t tmpfs -o mode=1777 tmpfs /var/tmp
 mnt -t tmpfs -o mode=700 tmpfs /root
 mnt -t debugfs debugfs /sys/kernel/debug
-mountpoint -q /sys/fs/fuse/connections ||
-	mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
+mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
 mkdir -p /run/out
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /run/out; then
 	echo "guest-init: cannot mount the results share (9p tag 'out')" >&2
@@ -69,7 +84,8 @@ ip link set lo up 2>/dev/null
 . /run/out/env
 cd "${DMAFS_VM_CWD:-/}" || echo "guest-init: cannot cd to ${DMAFS_VM_CWD:-}" >&2
 
-log "up after $(cut -d' ' -f1 /proc/uptime) s; running: $(cat /run/out/cmd.txt)"
+read -r up _ </proc/uptime
+log "up after $up s; running: $(</run/out/cmd.txt)"
 start=$(date +%s)
 bash /run/out/cmd </dev/null
 rc=$?
@@ -93,3 +109,4 @@ fi
 
 dmesg >/run/out/dmesg.tmp && mv /run/out/dmesg.tmp /run/out/dmesg
 poweroff_now
+}

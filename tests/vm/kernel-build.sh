@@ -6,17 +6,18 @@
 # (+ kpatch/config/debug.config with --debug).  Prints the bzImage's path as
 # the last line of stdout; everything else goes to stderr.
 #
-# Usage: tests/vm/kernel-build.sh [--debug] [--force] [-j N]
+# Usage: tests/vm/kernel-build.sh [--debug] [--force] [-j N] [--kpatch DIR]
 #
-#   --debug   the debug variant: KASAN, kmemleak, lockdep, ... (debug.config)
-#   --force   rebuild even when the cache has this kernel
-#   -j N      parallel make jobs (default: $DMAFS_KJOBS or 3)
+#   --debug        the debug variant: KASAN, kmemleak, lockdep, ... (debug.config)
+#   --force        rebuild even when the cache has this kernel
+#   -j N           parallel make jobs (default: $DMAFS_KJOBS or 3)
+#   --kpatch DIR   take series, patches and config/ from DIR, not kpatch/
 #
 # Cache: ${DMAFS_KCACHE:-/var/cache/dmafs-kernel}/<key>/bzImage, where <key>
 # is the sha256 of everything that goes into the kernel: the linux-source
 # package version, kpatch/series, every listed patch, the config fragments,
-# the --debug flag, the compiler version and this script (and lib.sh).  A
-# cache hit does nothing else.  Next to bzImage: config (the final .config),
+# the --debug flag, the compiler version and this script.  A cache hit does
+# nothing else.  Next to bzImage: config (the final .config),
 # build.log and info (the key's inputs and the build time).  The 10 most
 # recently used kernels are kept.
 #
@@ -29,15 +30,17 @@
 # parallel.
 set -euo pipefail
 
+# The script is one compound command, which bash reads in full before running
+# it: editing the file while it runs (a checkout, a colleague) cannot derail
+# it.
+{
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/vm/lib.sh
 . "$here/lib.sh"
 
 tarball=/usr/src/linux-source-6.12.tar.xz
 kpatch="$vm_repo/kpatch"
-series="$kpatch/series"
-frag_base="$kpatch/config/base.config"
-frag_debug="$kpatch/config/debug.config"
 keep_entries=10
 
 debug=0
@@ -45,7 +48,7 @@ force=0
 jobs=${DMAFS_KJOBS:-3}
 
 usage() {
-	sed -n '/^# Usage:/,/^#   -j N/s/^# \{0,1\}//p' "$0"
+	sed -n '/^# Usage:/,/^#   --kpatch/s/^# \{0,1\}//p' "$0"
 	exit "${1:-0}"
 }
 
@@ -55,12 +58,24 @@ while [[ $# -gt 0 ]]; do
 	--force) force=1 ;;
 	-j) [[ $# -ge 2 ]] || usage 2; jobs=$2; shift ;;
 	-j*) jobs=${1#-j} ;;
+	--kpatch)
+		[[ $# -ge 2 ]] || usage 2
+		kpatch=$(cd "$2" && pwd) || vm_die "no directory '$2'"
+		shift
+		;;
 	-h | --help) usage 0 ;;
 	*) vm_note "unknown argument '$1'"; usage 2 >&2 ;;
 	esac
 	shift
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || vm_die "-j wants a positive number, not '$jobs'"
+series="$kpatch/series"
+# show PATH: PATH relative to the repository when inside it
+show() {
+	printf '%s' "${1#"$vm_repo"/}"
+}
+frag_base="$kpatch/config/base.config"
+frag_debug="$kpatch/config/debug.config"
 
 variant=base
 frags=("$frag_base")
@@ -80,6 +95,7 @@ done
 patches=()
 pstrip=()
 if [[ -e $series ]]; then
+	series_name=$(show "$series")
 	lineno=0
 	while IFS= read -r line || [[ -n $line ]]; do
 		lineno=$((lineno + 1))
@@ -90,12 +106,12 @@ if [[ -e $series ]]; then
 		for w in "${words[@]:1}"; do
 			case $w in
 			-p[0-9]) strip=${w#-p} ;;
-			*) vm_die "kpatch/series line $lineno: unknown option '$w'" ;;
+			*) vm_die "$series_name line $lineno: unknown option '$w'" ;;
 			esac
 		done
 		p="$kpatch/${words[0]}"
 		[[ -f $p ]] ||
-			vm_die "kpatch/series line $lineno: patch '${words[0]}' not found in kpatch/"
+			vm_die "$series_name line $lineno: patch '${words[0]}' not found in $(show "$kpatch")/"
 		patches+=("$p")
 		pstrip+=("$strip")
 	done <"$series"
@@ -104,7 +120,8 @@ fi
 # --- the cache key -----------------------------------------------------------
 pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo unknown)
 srcver="$pkgver $(stat -c '%s %Y' "$tarball")"
-ccver=$(gcc --version | head -n 1)
+ccver=$(gcc --version)
+ccver=${ccver%%$'\n'*}
 key_inputs() {
 	local i f
 
@@ -119,9 +136,7 @@ key_inputs() {
 	for f in "${frags[@]}"; do
 		echo "fragment ${f#"$vm_repo"/}: $(sha256sum <"$f")"
 	done
-	for f in "$here/kernel-build.sh" "$here/lib.sh"; do
-		echo "script ${f#"$vm_repo"/}: $(sha256sum <"$f")"
-	done
+	echo "script: $(sha256sum <"$here/kernel-build.sh")"
 }
 key=$(key_inputs | sha256sum | cut -c1-64)
 entry="$vm_kcache/$key"
@@ -133,10 +148,10 @@ if [[ $force -eq 0 && -f $entry/bzImage ]]; then
 	exit 0
 fi
 
-mkdir -p "$vm_kcache/src"
+mkdir -p "$vm_kcache/src" "$vm_kcache/locks"
 
 # Serialise builds of the same kernel; wait for a concurrent one to finish.
-exec 8>"$vm_kcache/$key.lock"
+exec 8>"$vm_kcache/locks/$key"
 if ! flock -n 8; then
 	vm_note "waiting for another build of this kernel ($key)"
 	flock 8
@@ -155,12 +170,13 @@ for d in "$vm_kcache"/build.*; do
 done
 
 work="$vm_kcache/build.$key.$$"
+# shellcheck disable=SC2317 # called from the trap
 cleanup() {
 	rm -rf "$work" "$entry.new.$$"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'vm_note interrupted; exit 130' INT
+trap 'vm_note terminated; exit 143' TERM
 mkdir -p "$work"
 log="$work/build.log"
 t0=$(date +%s)
@@ -188,7 +204,7 @@ pristine="$vm_kcache/src/$(printf '%s' "$srcver" | tr -c 'A-Za-z0-9.+~-' '_')"
 		touch "$pristine.tmp/.complete"
 		mv "$pristine.tmp" "$pristine"
 	fi
-) 7>"$vm_kcache/src.lock"
+) 7>"$vm_kcache/locks/src"
 [[ -f $pristine/Makefile ]] || vm_die "$pristine does not look like a kernel tree"
 kver=$(make -s -C "$pristine" kernelversion 2>/dev/null || echo "?")
 
@@ -202,12 +218,11 @@ mkdir -p "$obj"
 # --- patches ---------------------------------------------------------------------
 for i in "${!patches[@]}"; do
 	p=${patches[i]}
-	name=${p#"$kpatch"/}
-	vm_note "applying kpatch/$name"
+	vm_note "applying $(show "$p")"
 	if ! out=$(patch -d "$src" -p"${pstrip[i]}" --batch --forward --fuzz=0 \
 			--no-backup-if-mismatch -i "$p" 2>&1); then
 		printf '%s\n' "$out" >&2
-		vm_die "patch kpatch/$name (number $((i + 1)) in kpatch/series) does not apply to $kver"
+		vm_die "patch $(show "$p") (number $((i + 1)) in $(show "$series")) does not apply to $kver"
 	fi
 	printf '%s\n' "$out" >>"$log"
 	# patch(1) writes a new file for each one it changes, which breaks the
@@ -285,6 +300,7 @@ fi
 t2=$(date +%s)
 [[ -f $obj/arch/x86/boot/bzImage ]] || fail "make succeeded but produced no bzImage"
 
+times >"$work/times"
 new="$entry.new.$$"
 mkdir -p "$new"
 cp "$obj/arch/x86/boot/bzImage" "$new/bzImage"
@@ -295,6 +311,9 @@ cp "$log" "$new/build.log"
 	echo "kernel: $kver"
 	echo "variant: $variant"
 	echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((t2 - t0)) s (make: $((t2 - t1)) s, -j$jobs)"
+	# CPU time of the build (user, system), less sensitive to other load
+	# on the machine than the wall time.
+	echo "cpu (user, system): $(tail -n 1 "$work/times")"
 } >"$new/info"
 rm -rf "$entry"
 mv "$new" "$entry"
@@ -304,8 +323,15 @@ mapfile -t old < <(find "$vm_kcache" -mindepth 1 -maxdepth 1 -type d \
 	-regextype posix-extended -regex '.*/[0-9a-f]{64}' -printf '%T@ %p\n' |
 	sort -rn | tail -n +$((keep_entries + 1)) | cut -d' ' -f2-)
 for d in "${old[@]}"; do
-	[[ $d == "$entry" ]] || rm -rf "$d" "$d.lock"
+	[[ $d == "$entry" ]] || rm -rf "$d" "$vm_kcache/locks/${d##*/}"
+done
+# ... and the locks of kernels that failed to build, after a day.
+find "$vm_kcache/locks" -maxdepth 1 -type f -mtime +0 -regextype posix-extended \
+	-regex '.*/[0-9a-f]{64}' -printf '%f\n' | while IFS= read -r k; do
+	[[ -d $vm_kcache/$k ]] || rm -f "$vm_kcache/locks/$k"
 done
 
 vm_note "built the $variant kernel in $(vm_fmt_secs $((t2 - t0))) (make $(vm_fmt_secs $((t2 - t1))))"
 echo "$entry/bzImage"
+exit
+}

@@ -447,8 +447,9 @@ int t_check_feature(struct io_uring *ring)
 		       "IORING_RSRC_UPDATE_EXTENDED returned -EINVAL, as a "
 		       "kernel without the kpatch/ series does");
 	else
-		t_fail("emptying a buffer slot with IORING_RSRC_UPDATE_EXTENDED "
-		       "returned %d (%s), expected 1",
+		t_fail("emptying a buffer slot with "
+		       "IORING_RSRC_UPDATE_EXTENDED returned %d (%s), "
+		       "expected 1",
 		       ret, ret < 0 ? strerror(-ret) : "?");
 	return ret < 0 ? ret : -EPROTO;
 }
@@ -486,8 +487,8 @@ uint64_t t_buf_addr(const struct t_dmabuf *b, uint64_t off)
 
 /* ---- data patterns ----------------------------------------------------- */
 
-#define T_PATTERN_KEY	0x00005a5a00000000ULL
-#define T_POS_MASK	((1ULL << 48) - 1)
+#define T_PATTERN_KEY	((uint64_t)0x5a5a << 32)
+#define T_POS_MASK	(((uint64_t)1 << 48) - 1)
 
 static inline uint64_t t_pattern_word(uint64_t seed, uint64_t pos)
 {
@@ -524,8 +525,8 @@ void t_pattern_report(const void *src, size_t len, uint64_t seed,
 	for (size_t i = off / 8; i < len / 8; i++)
 		bad += w[i] != t_pattern_word(seed, pos + i * 8);
 	t_fail("%s: data mismatch at byte %ld of %zu (%zu of %zu words bad): "
-	       "expected %#018" PRIx64 " (generation %" PRIu64
-	       " pos %#" PRIx64 "), found %#018" PRIx64
+	       "expected 0x%016" PRIx64 " (generation %" PRIu64
+	       " pos %#" PRIx64 "), found 0x%016" PRIx64
 	       " (read as a pattern word: generation %" PRIu64 " pos %#" PRIx64
 	       ")",
 	       what, off, len, bad, len / 8, t_pattern_word(seed, pos + off),
@@ -655,8 +656,8 @@ int t_reqs_reap(struct io_uring *ring, const struct t_dmabuf *b,
 		if (ret == -EINTR)
 			continue;
 		if (ret) {
-			t_fail("waiting for %u of %u requests: %s%s", pending, n,
-			       strerror(-ret),
+			t_fail("waiting for %u of %u requests: %s%s", pending,
+			       n, strerror(-ret),
 			       ret == -ETIME ? " (the I/O hangs)" : "");
 			return ret;
 		}
@@ -698,6 +699,131 @@ int t_req_run(struct io_uring *ring, const struct t_dmabuf *b,
 	return ret ? ret : req->res;
 }
 
+/* ---- checked requests -------------------------------------------------- */
+
+void t_req_describe(const struct t_req *r, const char *label, char *s,
+		    size_t n)
+{
+	snprintf(s, n,
+		 "%s %s target off %" PRIu64 " dma-buf off %" PRIu64
+		 " len %u",
+		 label,
+		 r->opcode == IORING_OP_READ_FIXED ? "READ_FIXED" :
+						     "WRITE_FIXED",
+		 r->doff, r->boff, r->len);
+}
+
+/* The target blocks just before and after r, clipped to the target. */
+static void t_guard_range(const struct t_target *t, const struct t_req *r,
+			  uint64_t *start, uint64_t *end)
+{
+	*start = r->doff >= t->lba ? r->doff - t->lba : 0;
+	*end = r->doff + r->len + t->lba;
+	if (*end > t->size)
+		*end = t->size;
+}
+
+/* The dma-buf bytes around r that a read must not touch, clipped. */
+static void t_buf_guard_range(const struct t_dmabuf *b, const struct t_req *r,
+			      uint64_t *start, uint64_t *end)
+{
+	*start = r->boff >= T_GUARD ? r->boff - T_GUARD : 0;
+	*end = r->boff + r->len + T_GUARD;
+	if (*end > b->size)
+		*end = b->size;
+}
+
+int t_req_prepare(const struct t_target *t, struct t_dmabuf *b,
+		  struct t_req *r, uint8_t *bounce, const char *label)
+{
+	uint64_t gs, ge, bs, be;
+	char what[200];
+	int ret;
+
+	t_guard_range(t, r, &gs, &ge);
+	if (r->opcode == IORING_OP_WRITE_FIXED) {
+		t_pattern_fill(bounce, ge - gs, r->seed | 0x8000, gs);
+		t_pattern_fill(b->map + r->boff, r->len, r->seed, r->doff);
+	} else {
+		t_pattern_fill(bounce, ge - gs, r->seed, gs);
+		t_buf_guard_range(b, r, &bs, &be);
+		memset(b->map + bs, T_POISON, be - bs);
+	}
+	ret = t_pwrite_full(t->fd, bounce, ge - gs, gs);
+	if (ret) {
+		t_req_describe(r, label, what, sizeof(what));
+		t_fail("%s: O_DIRECT pwrite of the reference data at %" PRIu64
+		       " (%" PRIu64 " bytes): %s",
+		       what, gs, ge - gs, strerror(-ret));
+	}
+	return ret;
+}
+
+static bool t_check_poison(const uint8_t *p, uint64_t len, const char *what,
+			   const char *where)
+{
+	long bad = t_check_byte(p, len, T_POISON);
+
+	if (bad < 0)
+		return true;
+	t_fail("%s: READ_FIXED wrote outside its range: byte %ld of the "
+	       "%" PRIu64 " dma-buf bytes %s it changed to %#x",
+	       what, bad, len, where, p[bad]);
+	return false;
+}
+
+/* Check len bytes at p against the pattern; report as what. */
+static bool t_check_pattern(const void *p, size_t len, uint64_t seed,
+			    uint64_t pos, const char *what)
+{
+	long bad = t_pattern_check(p, len, seed, pos);
+
+	if (bad < 0)
+		return true;
+	t_pattern_report(p, len, seed, pos, bad, what);
+	return false;
+}
+
+bool t_req_verify(const struct t_target *t, struct t_dmabuf *b,
+		  const struct t_req *r, uint8_t *bounce, const char *label)
+{
+	uint64_t gs, ge, bs, be;
+	char what[200], w2[260];
+	bool ok = true;
+	int ret;
+
+	t_req_describe(r, label, what, sizeof(what));
+	if (r->opcode == IORING_OP_READ_FIXED) {
+		ok &= t_check_pattern(b->map + r->boff, r->len, r->seed,
+				      r->doff, what);
+		t_buf_guard_range(b, r, &bs, &be);
+		ok &= t_check_poison(b->map + bs, r->boff - bs, what,
+				     "before the range");
+		ok &= t_check_poison(b->map + r->boff + r->len,
+				     be - (r->boff + r->len), what,
+				     "after the range");
+		return ok;
+	}
+	snprintf(w2, sizeof(w2), "%s: the dma-buf (source) changed", what);
+	ok &= t_check_pattern(b->map + r->boff, r->len, r->seed, r->doff, w2);
+	t_guard_range(t, r, &gs, &ge);
+	ret = t_pread_full(t->fd, bounce, ge - gs, gs);
+	if (ret) {
+		t_fail("%s: O_DIRECT pread to check it: %s", what,
+		       strerror(-ret));
+		return false;
+	}
+	ok &= t_check_pattern(bounce + (r->doff - gs), r->len, r->seed,
+			      r->doff, what);
+	snprintf(w2, sizeof(w2), "%s: the target block before it", what);
+	ok &= t_check_pattern(bounce, r->doff - gs, r->seed | 0x8000, gs, w2);
+	snprintf(w2, sizeof(w2), "%s: the target block after it", what);
+	ok &= t_check_pattern(bounce + (r->doff - gs) + r->len,
+			      ge - r->doff - r->len, r->seed | 0x8000,
+			      r->doff + r->len, w2);
+	return ok;
+}
+
 /* ---- debugfs ----------------------------------------------------------- */
 
 int t_debugfs_mount(void)
@@ -726,14 +852,15 @@ int t_dmabuf_debug_info(uint64_t ino, long *count, int *attached)
 		long cnt;
 		int n;
 
-		if (in_buf && sscanf(line, "Total %d devices attached", &n) == 1) {
+		if (in_buf &&
+		    sscanf(line, "Total %d devices attached", &n) == 1) {
 			*attached = n;
 			ret = 0;
 			break;
 		}
 		/* size flags mode count exp_name ino name */
-		if (sscanf(line, "%llu %x %x %ld %*s %llu", &size, &flags, &mode,
-			   &cnt, &l_ino) == 5 &&
+		if (sscanf(line, "%llu %x %x %ld %*s %llu", &size, &flags,
+			   &mode, &cnt, &l_ino) == 5 &&
 		    l_ino == ino) {
 			*count = cnt;
 			in_buf = true;
@@ -742,4 +869,23 @@ int t_dmabuf_debug_info(uint64_t ino, long *count, int *attached)
 	free(line);
 	fclose(f);
 	return ret;
+}
+
+int t_dmabuf_io_stats(struct t_io_stats *st)
+{
+	FILE *f = fopen(T_DMABUF_IO_STATS, "r");
+	char line[128];
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	st->tokens = st->maps = st->invalidations = -1;
+	while (fgets(line, sizeof(line), f)) {
+		found += sscanf(line, "tokens %ld", &st->tokens) == 1;
+		found += sscanf(line, "maps %ld", &st->maps) == 1;
+		found += sscanf(line, "invalidations %ld",
+				&st->invalidations) == 1;
+	}
+	fclose(f);
+	return found == 3 ? 0 : -EPROTO;
 }

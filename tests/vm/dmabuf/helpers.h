@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Helpers shared by the dma-buf I/O test programs (tests/vm/dmabuf/*.c).
+ * Helpers shared by the dma-buf I/O test programs in tests/vm/dmabuf/.
  *
  * Every program takes the target (a block device such as /dev/nvme0n1, or
  * a preallocated file on a dmafs mount) as its first argument and exits
@@ -30,22 +30,25 @@
 #define T_EXIT_FAIL	1
 #define T_EXIT_SKIP	77
 
-#define T_KiB		1024ULL
-#define T_MiB		(1024ULL * 1024)
-#define T_GiB		(1024ULL * 1024 * 1024)
+#define T_KiB		((uint64_t)1 << 10)
+#define T_MiB		((uint64_t)1 << 20)
+#define T_GiB		((uint64_t)1 << 30)
 
 /* Largest dma-buf the kernel accepts (ARCHITECTURE.md, layer 1). */
 #define T_DMABUF_MAX	T_GiB
 
 /*
- * The debugfs file that makes the exporter of one dma-buf invalidate its
- * importers' mappings (dma_buf_move_notify()), needed because udmabuf and
- * vgem are not dynamic exporters.  Writing a dma-buf's inode number (as
- * listed in the "ino" column of dma_buf/bufinfo, decimal, newline optional)
- * invalidates that buffer's mappings and returns once in-flight I/O has
- * drained.  $DMAFS_DMABUF_INVALIDATE overrides the path.
+ * The kernel series' debugfs interface (kpatch/README, patch 0007), needed
+ * because udmabuf and vgem are not dynamic exporters and never invalidate
+ * by themselves:
+ *   invalidate  write the number of one of the writer's dma-buf fds: runs
+ *               move_notify for all of that dma-buf's dynamic attachments
+ *               under its reservation lock and returns once the in-flight
+ *               I/O drained.  $DMAFS_DMABUF_INVALIDATE overrides the path.
+ *   stats       "tokens N", "maps N" (live) and "invalidations N" lines.
  */
-#define T_INVALIDATE_TRIGGER	"/sys/kernel/debug/dma_buf/move_notify"
+#define T_INVALIDATE_TRIGGER	"/sys/kernel/debug/dma_buf_io/invalidate"
+#define T_DMABUF_IO_STATS	"/sys/kernel/debug/dma_buf_io/stats"
 #define T_DMABUF_BUFINFO	"/sys/kernel/debug/dma_buf/bufinfo"
 
 /* ---- output ------------------------------------------------------------ */
@@ -66,7 +69,7 @@ int t_exit_status(bool skipped);
 
 struct t_target {
 	const char *path;
-	int fd;			/* O_RDWR | O_DIRECT, O_EXCL for block devices */
+	int fd;			/* O_RDWR | O_DIRECT (+ O_EXCL for a bdev) */
 	bool is_blkdev;
 	uint64_t size;		/* bytes */
 	uint32_t lba;		/* logical block size, bytes */
@@ -217,6 +220,39 @@ int t_reqs_reap(struct io_uring *ring, const struct t_dmabuf *b,
 int t_req_run(struct io_uring *ring, const struct t_dmabuf *b,
 	      struct t_req *req);
 
+/* ---- checked requests -------------------------------------------------- */
+
+#define T_GUARD		4096u	/* dma-buf bytes a read must leave alone */
+#define T_POISON	0xe7	/* ... and what they hold */
+
+/*
+ * Put in place the data that r (opcode, doff, boff, len and seed, a
+ * generation below 0x8000, set by the caller) is checked against:
+ *   write: the target range and the block before and after it get the
+ *          "guard" generation seed | 0x8000 (O_DIRECT pwrite), the dma-buf
+ *          range the pattern of generation seed at position doff;
+ *   read:  the target range (and its neighbour blocks) the pattern of
+ *          generation seed, the dma-buf range and T_GUARD bytes on each
+ *          side T_POISON.
+ * The dma-buf must be mapped and between t_dmabuf_cpu_begin()/_end().
+ * bounce: an aligned buffer of at least len + 2 blocks.  0 or -errno
+ * (reported with t_fail()).
+ */
+int t_req_prepare(const struct t_target *t, struct t_dmabuf *b,
+		  struct t_req *r, uint8_t *bounce, const char *label);
+/*
+ * Check r after it completed with r->res == r->len: a read put exactly the
+ * pattern in the dma-buf and left the guard bytes alone; a write put exactly
+ * the pattern on the target (O_DIRECT pread), left its neighbour blocks
+ * alone and did not change the dma-buf.  Mismatches are reported with
+ * t_fail(); true when all is well.
+ */
+bool t_req_verify(const struct t_target *t, struct t_dmabuf *b,
+		  const struct t_req *r, uint8_t *bounce, const char *label);
+/* "label OP target off X dma-buf off Y len Z" */
+void t_req_describe(const struct t_req *r, const char *label, char *s,
+		    size_t n);
+
 /* ---- debugfs ----------------------------------------------------------- */
 
 /* Mount debugfs on /sys/kernel/debug unless it is: 0 or -errno. */
@@ -227,6 +263,15 @@ int t_debugfs_mount(void);
  * (freed), -errno when bufinfo cannot be read.
  */
 int t_dmabuf_debug_info(uint64_t ino, long *count, int *attached);
+
+struct t_io_stats {
+	long tokens;		/* live dma-buf I/O tokens (registrations) */
+	long maps;		/* live mappings */
+	long invalidations;	/* move_notify calls so far */
+};
+
+/* Read T_DMABUF_IO_STATS: 0, or -errno (-ENOENT: no such file). */
+int t_dmabuf_io_stats(struct t_io_stats *st);
 
 /* Monotonic time in seconds. */
 double t_now(void);
