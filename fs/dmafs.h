@@ -142,6 +142,16 @@ int dmafs_xattr_set(struct dmafs_inode *in, const char *name,
 int dmafs_xattr_del(struct dmafs_inode *in, const char *name);
 GBytes *dmafs_xattr_get(struct dmafs_inode *in, const char *name);
 
+/*
+ * Call fn for every entry of every directory, stopping at the first
+ * non-zero return, which is passed back.  fn must not add or remove
+ * entries.
+ */
+typedef int (*dmafs_dirent_fn)(struct dmafs_inode *dir, struct dmafs_dirent *d,
+			       void *arg);
+int dmafs_meta_foreach_dirent(struct dmafs_fs *fs, dmafs_dirent_fn fn,
+			      void *arg);
+
 /* Apply one log or checkpoint record to the in-memory state (replay). */
 int dmafs_meta_apply(struct dmafs_fs *fs, const struct dmafs_disk_rec *rec,
 		     char *why, size_t whylen);

@@ -485,10 +485,35 @@ struct load_ctx {
 	int err;
 };
 
-/* A directory entry must point at a live inode; a directory has one parent. */
-static int check_dirent(struct load_ctx *c, struct dmafs_inode *dir,
-			struct dmafs_dirent *d)
+int dmafs_meta_foreach_dirent(struct dmafs_fs *fs, dmafs_dirent_fn fn,
+			      void *arg)
 {
+	GHashTableIter it, di;
+	gpointer v, dv;
+	int ret;
+
+	g_hash_table_iter_init(&it, fs->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct dmafs_inode *dir = v;
+
+		if (!S_ISDIR(dir->mode))
+			continue;
+		g_hash_table_iter_init(&di, dir->dents);
+		while (g_hash_table_iter_next(&di, NULL, &dv)) {
+			ret = fn(dir, dv, arg);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* A directory entry must point at a live inode; a directory has one parent. */
+static int check_dirent(struct dmafs_inode *dir, struct dmafs_dirent *d,
+			void *arg)
+{
+	struct load_ctx *c = arg;
+
 	struct dmafs_inode *child = dmafs_inode_get(c->fs, d->ino);
 
 	if (!child || d->ino == DMAFS_ROOT_INO)
@@ -567,20 +592,9 @@ int dmafs_meta_finish_load(struct dmafs_fs *fs, char *why, size_t whylen)
 	if (!root || !S_ISDIR(root->mode))
 		return corrupt(why, whylen, "no root directory", DMAFS_ROOT_INO);
 	drop_orphans(fs);
-	/* Parents of directories, for "..". */
-	g_hash_table_iter_init(&it, fs->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct dmafs_inode *dir = v;
-		GHashTableIter di;
-		gpointer dv;
-
-		if (!S_ISDIR(dir->mode))
-			continue;
-		g_hash_table_iter_init(&di, dir->dents);
-		while (g_hash_table_iter_next(&di, NULL, &dv))
-			if (check_dirent(&c, dir, dv))
-				return c.err;
-	}
+	/* Entries point at live inodes; parents of directories, for "..". */
+	if (dmafs_meta_foreach_dirent(fs, check_dirent, &c))
+		return c.err;
 	root->parent = DMAFS_ROOT_INO;
 	/* Free space: everything not held by a file or the checkpoint. */
 	for (guint i = 0; i < fs->ckpt_ext->len; i += 2) {

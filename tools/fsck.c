@@ -436,6 +436,26 @@ static void drop_orphans(struct ns_ctx *c)
 	g_ptr_array_free(gone, TRUE);
 }
 
+struct count_ctx {
+	struct dmafs_fs *fs;
+	GHashTable *refs;	/* ino -> entries naming it */
+	GHashTable *subdirs;	/* directory ino -> its subdirectories */
+};
+
+static int count_links(struct dmafs_inode *dir, struct dmafs_dirent *d,
+		       void *arg)
+{
+	struct count_ctx *cc = arg;
+	struct dmafs_inode *child = dmafs_inode_get(cc->fs, d->ino);
+
+	count_inc(cc->refs, d->ino);
+	if (child && S_ISDIR(child->mode)) {
+		count_inc(cc->subdirs, dir->ino);
+		child->parent = dir->ino;
+	}
+	return 0;
+}
+
 static void check_links(struct ns_ctx *c)
 {
 	struct dmafs_fs *fs = &c->f->fs;
@@ -445,27 +465,10 @@ static void check_links(struct ns_ctx *c)
 	GHashTableIter it;
 	gpointer v;
 
+	struct count_ctx cc = { fs, c->refs, subdirs };
+
 	g_hash_table_remove_all(c->refs);
-	g_hash_table_iter_init(&it, fs->inodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct dmafs_inode *dir = v;
-		GHashTableIter di;
-		gpointer dv;
-
-		if (!S_ISDIR(dir->mode))
-			continue;
-		g_hash_table_iter_init(&di, dir->dents);
-		while (g_hash_table_iter_next(&di, NULL, &dv)) {
-			struct dmafs_dirent *d = dv;
-			struct dmafs_inode *child = dmafs_inode_get(fs, d->ino);
-
-			count_inc(c->refs, d->ino);
-			if (child && S_ISDIR(child->mode)) {
-				count_inc(subdirs, dir->ino);
-				child->parent = dir->ino;
-			}
-		}
-	}
+	dmafs_meta_foreach_dirent(fs, count_links, &cc);
 	g_hash_table_iter_init(&it, fs->inodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct dmafs_inode *in = v;
