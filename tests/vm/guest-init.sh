@@ -4,10 +4,10 @@
 # PID 1 of the dmafs test VM (booted by tests/vm/run; not for the host).
 #
 # The root file system is the host's, read-only over 9p.  This script gives
-# the guest its own /proc, /sys, /dev, debugfs and tmpfs for /tmp, /run,
-# /var/tmp and /root, mounts the host's results directory (9p tag "out") on
-# /run/out, runs the command in /run/out/cmd with the environment in
-# /run/out/env, and leaves there:
+# the guest its own /proc, /sys and /dev, then (guest-fstab) debugfs, fusectl,
+# tmpfs on /tmp, /run, /var/tmp, /root and /dev/shm, and the host's results
+# directory (9p tag "out") on /run/out; runs the command in /run/out/cmd with
+# the environment in /run/out/env, its stdin /dev/null, and leaves there:
 #
 #   status     the command's exit status
 #   kmemleak   kmemleak's report after two scans (when DMAFS_VM_KMEMLEAK=1)
@@ -27,13 +27,6 @@ export HOME=/root LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1
 log() {
 	echo "guest-init: $*"
 	echo "dmafs-vm: $*" >/dev/kmsg 2>/dev/null
-}
-
-mnt() {
-	local where=${*: -1}
-
-	[[ -d $where ]] || mkdir -p "$where" 2>/dev/null
-	mount "$@" || echo "guest-init: warning: could not mount $where" >&2
 }
 
 poweroff_now() {
@@ -64,20 +57,14 @@ ln -sfn /proc/self/fd /dev/fd
 ln -sfn /proc/self/fd/0 /dev/stdin
 ln -sfn /proc/self/fd/1 /dev/stdout
 ln -sfn /proc/self/fd/2 /dev/stderr
-mnt -t tmpfs -o mode=1777 tmpfs /dev/shm
-mnt -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
-mnt -t tmpfs -o mode=1777 tmpfs /tmp
-mnt -t tmpfs -o mode=755 tmpfs /run
-mnt -t tmpfs -o mode=1777 tmpfs /var/tmp
-mnt -t tmpfs -o mode=700 tmpfs /root
-mnt -t debugfs debugfs /sys/kernel/debug
-mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
-mkdir -p /run/out
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /run/out; then
+# The rest in one process: every program started costs here (9p, TCG).
+mount -a -T "${0%/*}/guest-fstab" ||
+	echo "guest-init: warning: not everything in guest-fstab mounted" >&2
+if ! mounted /run/out; then
 	echo "guest-init: cannot mount the results share (9p tag 'out')" >&2
 	poweroff_now
 fi
-hostname dmafs-vm 2>/dev/null
+echo dmafs-vm >/proc/sys/kernel/hostname
 ip link set lo up 2>/dev/null
 
 # shellcheck source=/dev/null
@@ -86,11 +73,11 @@ cd "${DMAFS_VM_CWD:-/}" || echo "guest-init: cannot cd to ${DMAFS_VM_CWD:-}" >&2
 
 read -r up _ </proc/uptime
 log "up after $up s; running: $(</run/out/cmd.txt)"
-start=$(date +%s)
+start=$SECONDS
 bash /run/out/cmd </dev/null
 rc=$?
 echo "$rc" >/run/out/status
-log "command exited with status $rc after $(($(date +%s) - start)) s"
+log "command exited with status $rc after $((SECONDS - start)) s"
 
 if [[ ${DMAFS_VM_KMEMLEAK:-0} == 1 ]]; then
 	if [[ -w /sys/kernel/debug/kmemleak ]]; then
@@ -107,6 +94,6 @@ if [[ ${DMAFS_VM_KMEMLEAK:-0} == 1 ]]; then
 	fi
 fi
 
-dmesg >/run/out/dmesg.tmp && mv /run/out/dmesg.tmp /run/out/dmesg
+dmesg >/run/out/dmesg
 poweroff_now
 }
