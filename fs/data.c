@@ -431,6 +431,10 @@ int dmafs_data_truncate(struct dmafs_fs *fs, struct dmafs_inode *in,
 	if (ret)
 		return ret;
 	first = (size + BS - 1) / BS;
+	/* The kernel must stop using the blocks before they are freed. */
+	ret = dmafs_kext_inval(fs, in, first * BS, UINT64_MAX);
+	if (ret)
+		return ret;
 	g_mutex_lock(&fs->lock);
 	punch_locked(fs, in, first, MAX_FBLK - first);
 	in->size = size;
@@ -443,8 +447,83 @@ void dmafs_data_free_all(struct dmafs_fs *fs, struct dmafs_inode *in)
 {
 	struct free_ctx fc = { fs, dmafs_log_open_seq(fs) };
 
+	/* No kernel reference is left, so no map either; but be sure. */
+	dmafs_kext_inval(fs, in, 0, UINT64_MAX);
 	if (in->extents)
 		dmafs_extent_punch(in, 0, MAX_FBLK, free_deferred_cb, &fc);
+}
+
+/* Zero buffer size and requests per batch for dmafs_data_write_unwritten. */
+#define ZERO_BUF (1024 * 1024)
+#define ZERO_BATCH 64
+
+/* Write zeros over every piece of segs (all mapped). */
+static int zero_segs(struct dmafs_fs *fs, GArray *segs)
+{
+	struct dmafs_io *ios = g_new0(struct dmafs_io, ZERO_BATCH);
+	void *zero = dmafs_dev_alloc_buf(ZERO_BUF);
+	unsigned int n = 0;
+	int ret = zero ? 0 : -ENOMEM;
+
+	for (guint i = 0; i < segs->len && !ret; i++) {
+		struct seg *s = &g_array_index(segs, struct seg, i);
+		uint64_t off = s->phys * BS, end = (s->phys + s->len) * BS;
+
+		while (off < end && !ret) {
+			if (n == ZERO_BATCH) {
+				ret = dmafs_dev_submit(fs->dev, ios, n);
+				n = 0;
+			}
+			/* Every request writes the same zero buffer. */
+			ios[n] = (struct dmafs_io){ .buf = zero,
+						    .len = MIN(end - off,
+							       ZERO_BUF),
+						    .off = off,
+						    .flags = DMAFS_IO_WRITE };
+			off += ios[n++].len;
+		}
+	}
+	if (!ret && n)
+		ret = dmafs_dev_submit(fs->dev, ios, n);
+	free(zero);
+	g_free(ios);
+	return ret;
+}
+
+int dmafs_data_write_unwritten(struct dmafs_fs *fs, struct dmafs_inode *in,
+			       uint64_t nblk)
+{
+	GArray *todo = g_array_new(FALSE, TRUE, sizeof(struct seg));
+	GArray *segs;
+	int ret = 0;
+
+	g_mutex_lock(&fs->lock);
+	segs = map_range(in, 0, MIN(nblk, MAX_FBLK));
+	for (guint i = 0; i < segs->len; i++) {
+		struct seg *s = &g_array_index(segs, struct seg, i);
+
+		if (s->phys && (s->flags & DMAFS_EXTENT_UNWRITTEN))
+			g_array_append_val(todo, *s);
+	}
+	g_mutex_unlock(&fs->lock);
+	g_array_unref(segs);
+	if (!todo->len)
+		goto out;
+	/*
+	 * The blocks may hold a former owner's data: the zeros must be on
+	 * the device before the conversion can be.  The commit that seals
+	 * the conversion flushes the device first (rule 1).
+	 */
+	ret = zero_segs(fs, todo);
+	if (ret)
+		goto out;
+	g_mutex_lock(&fs->lock);
+	map_written(fs, in, todo);
+	g_mutex_unlock(&fs->lock);
+	dmafs_log_maybe_commit(fs);
+out:
+	g_array_unref(todo);
+	return ret;
 }
 
 /* Allocate unwritten extents for the holes of [fblk, fblk+n). */
@@ -492,6 +571,8 @@ static int zero_range(struct dmafs_fs *fs, struct dmafs_inode *in,
 	ret = zero_partial(fs, in, off, first * BS);
 	if (!ret)
 		ret = zero_partial(fs, in, last * BS, end);
+	if (!ret && last > first)
+		ret = dmafs_kext_inval(fs, in, first * BS, (last - first) * BS);
 	if (ret)
 		return ret;
 	g_mutex_lock(&fs->lock);

@@ -12,6 +12,11 @@
  * The kernel does permission checks (default_permissions) and caches POSIX
  * ACLs (FUSE_CAP_POSIX_ACL); this file implements what the VFS leaves to a
  * filesystem: setgid directories, ACL inheritance, timestamps, link counts.
+ *
+ * With the kernel extension active (kext.c, docs/kernel-extension.md),
+ * O_DIRECT opens install the file's extent map in the kernel before the
+ * reply, operations that change a mapped file's extents reinstall it, and
+ * the virtual xattr user.dmafs.mode says which mode the daemon runs in.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +40,17 @@
 
 static struct dmafs_fs the_fs;
 static bool use_syslog;
+/* For op_init's probe of the kernel extension; set before the loop runs. */
+static struct fuse_session *the_se;
+static bool opt_nokext;
+
+/*
+ * fi->fh of a regular file: what the handle holds.  FH_KMAP: it was opened
+ * O_DIRECT with the kernel extension active and counts in kmap_opens;
+ * FH_KMAP_WRITE: and for writing, so the kernel may write through the map.
+ */
+#define FH_KMAP		(1u << 0)
+#define FH_KMAP_WRITE	(1u << 1)
 
 static struct dmafs_fs *req_fs(fuse_req_t req)
 {
@@ -149,6 +165,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* The mount is up and INIT has arrived: the ioctls can be used. */
+	dmafs_kext_start(fs, fuse_session_fd(the_se), opt_nokext);
 	if (fs->ro)
 		return;
 	/*
@@ -165,6 +183,7 @@ static void op_destroy(void *userdata)
 {
 	struct dmafs_fs *fs = userdata;
 
+	dmafs_kext_stop(fs);
 	dmafs_log_stop_flusher(fs);
 	if (!fs->ro && !dmafs_log_error(fs)) {
 		dmafs_log_commit(fs);
@@ -269,6 +288,8 @@ static int do_setattr(struct dmafs_fs *fs, fuse_ino_t ino, struct stat *attr,
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		g_rw_lock_writer_lock(&in->io_lock);
 		ret = dmafs_data_truncate(fs, in, attr->st_size);
+		/* The kernel dropped the map of a truncate that it sent. */
+		dmafs_kext_refresh(fs, in, true);
 		g_rw_lock_writer_unlock(&in->io_lock);
 		if (ret)
 			return ret;
@@ -484,7 +505,9 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
+	struct dmafs_fs *fs = req_fs(req);
 	struct fuse_entry_param e;
+	struct dmafs_inode *in = NULL;
 	int ret = do_create(req, parent, name, S_IFREG | (mode & 07777), 0,
 			    NULL, &e);
 
@@ -492,11 +515,26 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	fi->fh = 0;
+	if ((fi->flags & O_DIRECT) && fs->kext.active) {
+		g_mutex_lock(&fs->lock);
+		in = dmafs_inode_get(fs, e.ino);
+		g_mutex_unlock(&fs->lock);
+		/* Cannot fail: an empty new file has nothing to convert. */
+		g_rw_lock_writer_lock(&in->io_lock);
+		dmafs_kext_open(fs, in, true);
+		g_rw_lock_writer_unlock(&in->io_lock);
+		fi->fh = FH_KMAP | ((fi->flags & O_ACCMODE) != O_RDONLY ?
+				    FH_KMAP_WRITE : 0);
+	}
 	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		struct dmafs_fs *fs = req_fs(req);
-
 		/* The opener was interrupted: drop the reference we gave. */
+		if (in) {
+			g_rw_lock_writer_lock(&in->io_lock);
+			dmafs_kext_close(fs, in, false, true);
+			g_rw_lock_writer_unlock(&in->io_lock);
+		}
 		g_mutex_lock(&fs->lock);
 		forget_one(fs, e.ino, 1);
 		g_mutex_unlock(&fs->lock);
@@ -781,13 +819,34 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 		ret = do_setattr(fs, ino, &attr, FUSE_SET_ATTR_SIZE, &st);
 	}
+	fi->fh = 0;
+	if (!ret && (fi->flags & O_DIRECT) && S_ISREG(in->mode) &&
+	    fs->kext.active) {
+		/* The map is in the kernel before the opener can use it. */
+		g_rw_lock_writer_lock(&in->io_lock);
+		ret = dmafs_kext_open(fs, in, false);
+		g_rw_lock_writer_unlock(&in->io_lock);
+		if (!ret)
+			fi->fh = FH_KMAP | ((fi->flags & O_ACCMODE) != O_RDONLY ?
+					    FH_KMAP_WRITE : 0);
+	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	/* All writes come through us, so the page cache stays valid. */
-	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	/*
+	 * All writes come through us, so the page cache stays valid; unless
+	 * the kernel may have written to the device through a map.
+	 */
+	g_mutex_lock(&fs->lock);
+	fi->keep_cache = !in->kmap_used;
+	g_mutex_unlock(&fs->lock);
+	if (fuse_reply_open(req, fi) == -ENOENT && (fi->fh & FH_KMAP)) {
+		/* The opener was interrupted: no release will come. */
+		g_rw_lock_writer_lock(&in->io_lock);
+		dmafs_kext_close(fs, in, false, true);
+		g_rw_lock_writer_unlock(&in->io_lock);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -795,11 +854,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct dmafs_fs *fs = req_fs(req);
 	struct dmafs_inode *in;
+	int ret;
 
 	g_mutex_lock(&fs->lock);
-	if (!get_inode(fs, ino, &in) && in->nopen)
+	ret = get_inode(fs, ino, &in);
+	if (!ret && in->nopen)
 		in->nopen--;
 	g_mutex_unlock(&fs->lock);
+	if (!ret && (fi->fh & FH_KMAP)) {
+		g_rw_lock_writer_lock(&in->io_lock);
+		dmafs_kext_close(fs, in, fi->fh & FH_KMAP_WRITE, true);
+		g_rw_lock_writer_unlock(&in->io_lock);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -852,6 +918,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	if (!ret) {
 		g_rw_lock_writer_lock(&in->io_lock);
 		ret = dmafs_data_write(fs, in, data, size, off);
+		/* New blocks or a new size: the kernel's map is short of them. */
+		if (!ret)
+			dmafs_kext_refresh(fs, in, false);
 		g_rw_lock_writer_unlock(&in->io_lock);
 	}
 	if (ret)
@@ -868,8 +937,28 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	/* One log for everything: committing it covers this file. */
-	fuse_reply_err(req, -dmafs_log_commit(req_fs(req)));
+	struct dmafs_fs *fs = req_fs(req);
+	struct dmafs_inode *in;
+	bool flush = false;
+	int ret;
+
+	g_mutex_lock(&fs->lock);
+	ret = get_inode(fs, ino, &in);
+	if (!ret)
+		flush = in->kmap_used;
+	g_mutex_unlock(&fs->lock);
+	if (!ret && fi && (fi->fh & FH_KMAP_WRITE)) {
+		g_rw_lock_writer_lock(&in->io_lock);
+		dmafs_kext_close(fs, in, true, false);
+		g_rw_lock_writer_unlock(&in->io_lock);
+	}
+	/*
+	 * One log for everything: committing it covers this file.  What the
+	 * kernel wrote through a map is in the device's cache, which the
+	 * commit flushes only when it has something to log: flush anyway.
+	 */
+	ret = flush ? dmafs_log_commit_flush(fs) : dmafs_log_commit(fs);
+	fuse_reply_err(req, -ret);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
@@ -891,6 +980,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	if (!ret) {
 		g_rw_lock_writer_lock(&in->io_lock);
 		ret = dmafs_data_fallocate(fs, in, mode, off, len);
+		/* The kernel dropped the map of a fallocate that it sent. */
+		dmafs_kext_refresh(fs, in, true);
 		g_rw_lock_writer_unlock(&in->io_lock);
 		dmafs_log_maybe_commit(fs);
 	}
@@ -1055,6 +1146,9 @@ static int do_setxattr(struct dmafs_fs *fs, fuse_ino_t ino, const char *name,
 	bool store = true, is_access = !strcmp(name, dmafs_acl_access);
 	int ret = xattr_name_ok(name);
 
+	if (!ret && !strcmp(name, DMAFS_KEXT_MODE_XATTR))
+		ret = -EPERM;		/* virtual, read-only */
+
 	if (!ret && size > DMAFS_XATTR_VALUE_MAX)
 		ret = -E2BIG;
 	if (ret)
@@ -1124,6 +1218,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	g_mutex_lock(&fs->lock);
 	ret = get_inode(fs, ino, &in);
+	if (!ret && !strcmp(name, DMAFS_KEXT_MODE_XATTR)) {
+		/* Virtual: which mode the daemon runs in, on every inode. */
+		const char *mode = dmafs_kext_mode(fs);
+
+		g_mutex_unlock(&fs->lock);
+		reply_sized(req, 0, mode, strlen(mode), size);
+		return;
+	}
 	if (!ret) {
 		v = dmafs_xattr_get(in, name);
 		ret = v ? 0 : -ENODATA;
@@ -1170,6 +1272,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct dmafs_inode *in;
 	int ret = xattr_name_ok(name);
 
+	if (!ret && !strcmp(name, DMAFS_KEXT_MODE_XATTR))
+		ret = -EPERM;		/* virtual, read-only */
 	g_mutex_lock(&fs->lock);
 	if (!ret)
 		ret = get_inode(fs, ino, &in);
@@ -1245,6 +1349,10 @@ static int opt_proc(void *data, const char *arg, int key,
 	}
 	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "ro"))
 		o->ro = true;
+	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "nokext")) {
+		opt_nokext = true;
+		return 0;	/* ours, not a FUSE option */
+	}
 	return 1;
 }
 
@@ -1305,6 +1413,8 @@ static void usage(const char *prog)
 	       "    -d                 debug output (implies -f)\n"
 	       "    -s                 single-threaded\n"
 	       "    -o ro              mount read-only: nothing is written\n"
+	       "    -o nokext          do not use the kernel extension: the\n"
+	       "                       daemon serves all I/O (compat mode)\n"
 	       "    -o allow_other     allow access by other users\n"
 	       "    -o OPT[,OPT...]    other FUSE mount options\n",
 	       prog, DMAFS_VERSION);
@@ -1443,6 +1553,7 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &dmafs_ops, sizeof(dmafs_ops), &the_fs);
 	if (!se)
 		goto out_fs;
+	the_se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))

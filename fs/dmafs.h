@@ -73,6 +73,32 @@ struct dmafs_inode {
 	uint32_t nopen;			/* open file handles */
 	bool dirty;			/* attributes not yet logged */
 	GRWLock io_lock;
+	uint64_t map_gen;		/* bumped by every extent map edit */
+
+	/*
+	 * The kernel extension's copy of the extent map (kext.c).  Changed
+	 * with io_lock held exclusive and fs->lock held; read under either.
+	 */
+	uint32_t kmap_opens;		/* O_DIRECT handles that want a map */
+	bool kmap;			/* a map may be installed in the kernel */
+	bool kmap_used;			/* one was, since the inode was loaded:
+					 * the kernel may have written to the
+					 * device behind our back */
+	uint64_t kmap_gen;		/* map_gen and size that the */
+	uint64_t kmap_size;		/* installed map reflects */
+};
+
+/*
+ * The kernel extension (include/dmafs/fuse_dmafs.h, docs/kernel-extension.md).
+ * Set up once in op_init, read-only afterwards.
+ */
+struct dmafs_kext {
+	bool active;			/* maps are pushed; else compat mode */
+	int fuse_fd;			/* the session's /dev/fuse fd, or -1 */
+	int dev_fd;			/* the device, O_RDWR | O_DIRECT, or -1 */
+	uint32_t backing_id;		/* FUSE_DEV_IOC_BACKING_OPEN's result */
+	uint64_t features;		/* FUSE_DMAFS_FEAT_* */
+	char why[160];			/* why this mode, for the mount log */
 };
 
 struct dmafs_log;
@@ -82,6 +108,7 @@ struct dmafs_fs {
 	char *devpath;
 	bool ro;
 	struct dmafs_disk_super sb;	/* last written / read, host copy */
+	struct dmafs_kext kext;
 
 	GMutex lock;			/* see the top of this file */
 	GHashTable *inodes;		/* &ino -> struct dmafs_inode */
@@ -188,6 +215,12 @@ void dmafs_mark_dirty(struct dmafs_fs *fs, struct dmafs_inode *in);
 uint64_t dmafs_log_open_seq(struct dmafs_fs *fs);
 /* Make everything logged so far durable.  fs->lock NOT held. */
 int dmafs_log_commit(struct dmafs_fs *fs);
+/*
+ * The same, and flush the device's write cache even when there is nothing
+ * to log: data that the kernel wrote straight to the device (kernel
+ * extension) is durable only after a flush.  fs->lock NOT held.
+ */
+int dmafs_log_commit_flush(struct dmafs_fs *fs);
 /* Commit if the open chunk grew large; fs->lock NOT held. */
 void dmafs_log_maybe_commit(struct dmafs_fs *fs);
 /* Write a full checkpoint (unmount, log full).  fs->lock NOT held. */
@@ -212,6 +245,66 @@ int dmafs_data_seek(struct dmafs_fs *fs, struct dmafs_inode *in, uint64_t off,
 		    int whence, uint64_t *res);
 /* Free all of an inode's blocks (deferred); fs->lock held. */
 void dmafs_data_free_all(struct dmafs_fs *fs, struct dmafs_inode *in);
+/*
+ * Write zeros over the unwritten extents in blocks [0, nblk) and map them
+ * as written (the zeros complete before the conversion is logged, rule 1).
+ * io_lock held exclusive.
+ */
+int dmafs_data_write_unwritten(struct dmafs_fs *fs, struct dmafs_inode *in,
+			       uint64_t nblk);
+
+/* ---- kext.c: the kernel extension's extent maps (fuse_dmafs.h) ---- */
+/* The xattr that tells which mode is active: "kext" or "compat". */
+#define DMAFS_KEXT_MODE_XATTR "user.dmafs.mode"
+/*
+ * Probe the extension on the session's /dev/fuse fd (the connection is up)
+ * and register the device; logs one line saying which mode is active and
+ * why.  disabled: -o nokext.
+ */
+void dmafs_kext_start(struct dmafs_fs *fs, int fuse_fd, bool disabled);
+void dmafs_kext_stop(struct dmafs_fs *fs);
+const char *dmafs_kext_mode(const struct dmafs_fs *fs);
+/*
+ * Build the kernel's map of a file of the given size: its written extents
+ * below size rounded up to the block, in bytes, physically contiguous
+ * neighbours merged.  Unwritten extents are left out (holes for the
+ * kernel).  Appends struct fuse_dmafs_extent to out; fs->lock held.
+ */
+void dmafs_kext_build_map(const struct dmafs_inode *in, uint64_t size,
+			  GArray *out);
+/*
+ * An O_DIRECT open of in: count it and install the map (unwritten extents
+ * below EOF written as zeros first).  created: the kernel has no inode for
+ * it yet (create), so nothing can be installed; the first change pushes.
+ * io_lock held exclusive.  0, or a negative errno (the open fails and is
+ * not counted).
+ */
+int dmafs_kext_open(struct dmafs_fs *fs, struct dmafs_inode *in, bool created);
+/*
+ * An O_DIRECT handle is released (or fsync'd: release false).  wrote: it
+ * was open for writing, so the kernel may have written through the map:
+ * mtime and ctime become now.  The last release removes the map.
+ * io_lock held exclusive.
+ */
+void dmafs_kext_close(struct dmafs_fs *fs, struct dmafs_inode *in, bool wrote,
+		      bool release);
+/*
+ * Remove bytes [off, off + len) (len UINT64_MAX: to the end) from the
+ * kernel's map and wait for the I/O using them: before any block of the
+ * range is freed or moved.  No-op without a map.  io_lock held exclusive
+ * (or the inode has no kernel reference left).  0, or -EIO when the kernel
+ * refused (the caller must then not free the blocks).
+ */
+int dmafs_kext_inval(struct dmafs_fs *fs, struct dmafs_inode *in,
+		     uint64_t off, uint64_t len);
+/*
+ * After an operation that may have changed in's extents or size (write,
+ * truncate, fallocate): reinstall the map if O_DIRECT handles are open and
+ * it is out of date (always: true when the kernel dropped it).  io_lock
+ * held exclusive.
+ */
+void dmafs_kext_refresh(struct dmafs_fs *fs, struct dmafs_inode *in,
+			bool always);
 
 /* ---- acl.c: POSIX ACL inheritance and chmod ---- */
 int dmafs_acl_inherit(struct dmafs_fs *fs, struct dmafs_inode *dir,

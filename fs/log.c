@@ -209,7 +209,8 @@ static void flush_dirty(struct dmafs_fs *fs)
 
 static int checkpoint_locked(struct dmafs_fs *fs);
 
-static int commit_locked(struct dmafs_fs *fs)
+/* flush: flush the device even when there is nothing to log. */
+static int commit_locked(struct dmafs_fs *fs, bool flush)
 {
 	struct dmafs_log *log = fs->log;
 	GByteArray *payload;
@@ -226,7 +227,7 @@ static int commit_locked(struct dmafs_fs *fs)
 	flush_dirty(fs);
 	if (!log->buf->len) {
 		g_mutex_unlock(&fs->lock);
-		return 0;
+		return flush ? dmafs_dev_flush(fs->dev) : 0;
 	}
 	nb = chunk_blocks(log->buf->len);
 	if (nb > CHUNK_MAX_BLOCKS || log_place(log, nb, &pos, &waste)) {
@@ -286,7 +287,19 @@ int dmafs_log_commit(struct dmafs_fs *fs)
 	if (fs->ro)
 		return 0;
 	g_mutex_lock(&fs->commit_lock);
-	ret = commit_locked(fs);
+	ret = commit_locked(fs, false);
+	g_mutex_unlock(&fs->commit_lock);
+	return ret;
+}
+
+int dmafs_log_commit_flush(struct dmafs_fs *fs)
+{
+	int ret;
+
+	if (fs->ro)
+		return 0;
+	g_mutex_lock(&fs->commit_lock);
+	ret = commit_locked(fs, true);
 	g_mutex_unlock(&fs->commit_lock);
 	return ret;
 }

@@ -23,6 +23,8 @@ void dmafs_fs_init(struct dmafs_fs *fs, const char *devpath, bool ro)
 	fs->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
 	fs->dirty = g_hash_table_new(NULL, NULL);
 	fs->ckpt_ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	fs->kext.fuse_fd = -1;
+	fs->kext.dev_fd = -1;
 }
 
 void dmafs_fs_destroy(struct dmafs_fs *fs)
@@ -250,6 +252,7 @@ static void extent_unmap(struct dmafs_inode *in, uint64_t fblk, uint64_t len,
 void dmafs_extent_punch(struct dmafs_inode *in, uint64_t fblk, uint64_t len,
 			dmafs_freed_fn cb, void *arg)
 {
+	in->map_gen++;
 	extent_unmap(in, fblk, len, 0, cb, arg);
 }
 
@@ -259,6 +262,7 @@ void dmafs_extent_set(struct dmafs_inode *in, uint64_t fblk, uint64_t len,
 {
 	struct dmafs_extent *prev, *next;
 
+	in->map_gen++;
 	extent_unmap(in, fblk, len, phys, cb, arg);
 	/* Merge with neighbours that continue the same device range. */
 	prev = fblk ? dmafs_extent_find(in, fblk - 1) : NULL;

@@ -9,7 +9,7 @@ import util
 
 pytestmark = pytest.mark.dmafs_cli
 
-UNIT_TESTS = ["test_alloc", "test_format"]
+UNIT_TESTS = ["test_alloc", "test_format", "test_kext"]
 
 
 @pytest.mark.parametrize("name", UNIT_TESTS)
