@@ -6,14 +6,18 @@
 # (+ kpatch/config/debug.config with --debug).  Prints the bzImage's path as
 # the last line of stdout; everything else goes to stderr.
 #
-# Usage: tests/vm/kernel-build.sh [--debug] [--force] [-j N] [--kpatch DIR]
+# Usage: tests/vm/kernel-build.sh [--debug] [--force] [--headers] [-j N]
+#                                 [--kpatch DIR]
 #
 #   --debug        the debug variant: KASAN, kmemleak, lockdep, ... (debug.config)
+#   --headers      print the directory of the kernel's installed user API
+#                  headers (make headers_install) instead of the bzImage
 #   --force        rebuild even when the cache has this kernel
 #   -j N           parallel make jobs (default: $DMAFS_KJOBS or 3)
 #   --kpatch DIR   take series, patches and config/ from DIR, not kpatch/
 #
-# Cache: ${DMAFS_KCACHE:-/var/cache/dmafs-kernel}/<key>/bzImage, where <key>
+# Cache: ${DMAFS_KCACHE:-/var/cache/dmafs-kernel}/<key>/bzImage and
+# <key>/usr/include (the user API headers), where <key>
 # is the sha256 of everything that goes into the kernel: the linux-source
 # package version, kpatch/series, every listed patch, the config fragments,
 # the --debug flag, the compiler version and this script.  A cache hit does
@@ -45,6 +49,7 @@ keep_entries=10
 
 debug=0
 force=0
+result=bzImage
 jobs=${DMAFS_KJOBS:-3}
 
 usage() {
@@ -56,6 +61,7 @@ while [[ $# -gt 0 ]]; do
 	case $1 in
 	--debug) debug=1 ;;
 	--force) force=1 ;;
+	--headers) result=usr/include ;;
 	-j) [[ $# -ge 2 ]] || usage 2; jobs=$2; shift ;;
 	-j*) jobs=${1#-j} ;;
 	--kpatch)
@@ -144,7 +150,7 @@ entry="$vm_kcache/$key"
 if [[ $force -eq 0 && -f $entry/bzImage ]]; then
 	touch "$entry" 2>/dev/null || true
 	vm_note "cached $variant kernel $key"
-	echo "$entry/bzImage"
+	echo "$entry/$result"
 	exit 0
 fi
 
@@ -158,7 +164,7 @@ if ! flock -n 8; then
 fi
 if [[ $force -eq 0 && -f $entry/bzImage ]]; then
 	vm_note "cached $variant kernel $key (built meanwhile)"
-	echo "$entry/bzImage"
+	echo "$entry/$result"
 	exit 0
 fi
 
@@ -304,6 +310,12 @@ times >"$work/times"
 new="$entry.new.$$"
 mkdir -p "$new"
 cp "$obj/arch/x86/boot/bzImage" "$new/bzImage"
+# The patched kernel's user API headers (linux/io_uring.h with
+# io_uring_regbuf_desc, linux/fuse.h with the extent-map ioctls), for
+# programs written against them rather than against include/dmafs/:
+# cc -I "$(tests/vm/kernel-build.sh --headers)" ...
+kmake -s headers_install INSTALL_HDR_PATH="$new/usr" >>"$log" 2>&1 </dev/null ||
+	fail "make headers_install failed"
 cp "$obj/.config" "$new/config"
 cp "$log" "$new/build.log"
 {
@@ -332,6 +344,6 @@ find "$vm_kcache/locks" -maxdepth 1 -type f -mtime +0 -regextype posix-extended 
 done
 
 vm_note "built the $variant kernel in $(vm_fmt_secs $((t2 - t0))) (make $(vm_fmt_secs $((t2 - t1))))"
-echo "$entry/bzImage"
+echo "$entry/$result"
 exit
 }
