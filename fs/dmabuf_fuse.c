@@ -1501,6 +1501,51 @@ static int mount_fs(struct dmafs_fs *fs, const char *device, bool ro)
 	return 0;
 }
 
+/*
+ * The device number ("major:minor") of the newest FUSE mount on @mnt in
+ * /proc/self/mountinfo, or "" when there is none.  Read there, not with
+ * stat(), which would wait for this daemon before it serves requests.
+ */
+static void fuse_mount_dev(const char *mnt, char *dev, size_t n)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	dev[0] = '\0';
+	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+		return;
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		g_auto(GStrv) f = g_strsplit(*l, " ", -1);
+		g_autofree char *where = NULL;
+		const char *sep = strstr(*l, " - ");
+
+		if (g_strv_length(f) < 5 || !sep || strncmp(sep + 3, "fuse", 4))
+			continue;
+		where = g_strcompress(f[4]);	/* mountinfo escapes as \040 */
+		if (!strcmp(where, mnt))
+			g_strlcpy(dev, f[2], n);
+	}
+}
+
+/* Whether any mount in /proc/self/mountinfo has device number @dev. */
+static bool mount_dev_present(const char *dev)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+		return true;	/* cannot tell: assume the worst */
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		g_auto(GStrv) f = g_strsplit(*l, " ", 4);
+
+		if (g_strv_length(f) >= 3 && !strcmp(f[2], dev))
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -1508,6 +1553,7 @@ int main(int argc, char *argv[])
 	struct dmafs_opts o = { 0 };
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop;
+	char mnt_dev[32] = "";
 	int ret = 1, ready_fd = -1, pipefd[2];
 	char *extra;
 
@@ -1558,6 +1604,7 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_signals;
+	fuse_mount_dev(cmd.mountpoint, mnt_dev, sizeof(mnt_dev));
 	daemon_ready(ready_fd, 0);
 	ready_fd = -1;
 
@@ -1573,6 +1620,19 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
+	}
+	/*
+	 * The kernel tears the connection down when the file system goes
+	 * away; a request it queued just before (the RELEASE of the last
+	 * file of a lazily unmounted file system) makes the read fail with
+	 * ECONNABORTED rather than ENODEV.  That is an unmount like any
+	 * other; an abort through fusectl leaves the mount in place.
+	 */
+	if (ret == -ECONNABORTED && mnt_dev[0] &&
+	    !mount_dev_present(mnt_dev)) {
+		g_message("the kernel ended the connection at unmount with a "
+			  "request pending; shutting down normally");
+		ret = 0;
 	}
 	ret = ret ? 1 : 0;
 	fuse_session_unmount(se);
