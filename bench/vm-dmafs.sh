@@ -17,33 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-secs=5
-reps=2
-kernel=()
-out=
-
-while [[ $# -gt 0 ]]; do
-	case $1 in
-	--quick) secs=2; reps=1 ;;
-	--secs) secs=$2; shift ;;
-	--reps) reps=$2; shift ;;
-	--kernel) kernel=(--kernel "$2"); shift ;;
-	--out) out=$2; shift ;;
-	-h | --help) sed -n '/^# Usage:/,/^#  *\[--out/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-	*) echo "vm-dmafs.sh: unknown argument '$1'" >&2; exit 2 ;;
-	esac
-	shift
-done
-
-build=${DMAFS_BUILD:-$repo/build}
-[[ -x $build/bench/dmabuf_bench ]] || "$repo/scripts/build.sh"
-
-if [[ -z $out ]]; then
-	out=$(mktemp -d "${TMPDIR:-/var/tmp}/dmafs-vm-bench.XXXXXX")
-	trap 'rm -rf "$out"' EXIT
-fi
-mkdir -p "$out"
+# shellcheck source=bench/vm/args.sh
+. "$here/vm/args.sh"
 log=$out/vm.log
 echo "vm-dmafs.sh: running the matrix (${secs}s x $reps)" >&2
 if ! "$repo/tests/vm/run" "${kernel[@]}" --nvme-size 2G \
