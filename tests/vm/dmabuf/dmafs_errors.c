@@ -121,42 +121,17 @@ static enum t_src srcs[4];
 static int nr_srcs;
 static bool skipped;
 
-static const char *err_name(int v, char *buf, size_t n)
-{
-	static const struct {
-		int err;
-		const char *name;
-	} names[] = {
-		{ EINVAL, "-EINVAL" }, { EBADF, "-EBADF" },
-		{ EFAULT, "-EFAULT" }, { EOPNOTSUPP, "-EOPNOTSUPP" },
-		{ EAGAIN, "-EAGAIN" }, { ENODATA, "-ENODATA" },
-		{ ENOTCONN, "-ENOTCONN" }, { EIO, "-EIO" },
-		{ EACCES, "-EACCES" }, { EPERM, "-EPERM" },
-		{ ENXIO, "-ENXIO" }, { ENOMEM, "-ENOMEM" },
-	};
-
-	for (unsigned int i = 0; i < sizeof(names) / sizeof(*names); i++) {
-		if (v == -names[i].err)
-			return names[i].name;
-	}
-	if (v < 0)
-		snprintf(buf, n, "%d (%s)", v, strerror(-v));
-	else
-		snprintf(buf, n, "%d", v);
-	return buf;
-}
-
 static bool expect(const struct ctx *c, const char *what, int got, int want)
 {
 	char gb[64], wb[64];
 
 	if (got == want) {
 		t_info("ok   %s: %s: %s", c->label, what,
-		       err_name(got, gb, sizeof(gb)));
+		       t_res_str(got, gb, sizeof(gb)));
 		return true;
 	}
 	t_fail("%s: %s: got %s, expected %s", c->label, what,
-	       err_name(got, gb, sizeof(gb)), err_name(want, wb, sizeof(wb)));
+	       t_res_str(got, gb, sizeof(gb)), t_res_str(want, wb, sizeof(wb)));
 	return false;
 }
 

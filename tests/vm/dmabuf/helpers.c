@@ -889,3 +889,43 @@ int t_dmabuf_io_stats(struct t_io_stats *st)
 	fclose(f);
 	return found == 3 ? 0 : -EPROTO;
 }
+
+int t_target_open_arg(const char *path, struct t_target *t)
+{
+	int ret = t_target_open(path, t);
+
+	if (ret == -ENOENT) {
+		t_skip("%s does not exist", path);
+		return T_EXIT_SKIP;
+	}
+	if (ret) {
+		t_fail("cannot use %s as the target: %s", path, strerror(-ret));
+		return T_EXIT_FAIL;
+	}
+	return T_EXIT_PASS;
+}
+
+const char *t_res_str(int v, char *buf, size_t n)
+{
+	static const struct {
+		int err;
+		const char *name;
+	} names[] = {
+		{ EINVAL, "-EINVAL" }, { EBADF, "-EBADF" },
+		{ EFAULT, "-EFAULT" }, { EOPNOTSUPP, "-EOPNOTSUPP" },
+		{ EAGAIN, "-EAGAIN" }, { ENODATA, "-ENODATA" },
+		{ ENOTCONN, "-ENOTCONN" }, { EIO, "-EIO" },
+		{ EACCES, "-EACCES" }, { EPERM, "-EPERM" },
+		{ ENXIO, "-ENXIO" }, { ENOMEM, "-ENOMEM" },
+	};
+
+	for (unsigned int i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		if (v == -names[i].err)
+			return names[i].name;
+	}
+	if (v < 0)
+		snprintf(buf, n, "%d (%s)", v, strerror(-v));
+	else
+		snprintf(buf, n, "%d", v);
+	return buf;
+}

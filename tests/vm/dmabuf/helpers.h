@@ -83,6 +83,12 @@ struct t_target {
  * otherwise claimed device is refused (-EBUSY).
  */
 int t_target_open(const char *path, struct t_target *t);
+/*
+ * t_target_open() of a program's target argument, saying what went wrong:
+ * T_EXIT_PASS (0) when open, T_EXIT_SKIP when path does not exist,
+ * T_EXIT_FAIL otherwise.
+ */
+int t_target_open_arg(const char *path, struct t_target *t);
 void t_target_close(struct t_target *t);
 /* Another, independent open file of the same target (no O_EXCL). */
 int t_target_reopen(const struct t_target *t, int flags);
@@ -272,6 +278,13 @@ struct t_io_stats {
 
 /* Read T_DMABUF_IO_STATS: 0, or -errno (-ENOENT: no such file). */
 int t_dmabuf_io_stats(struct t_io_stats *st);
+
+/*
+ * A result for messages: "-EINVAL" and the like for the errnos the
+ * contracts name, otherwise the number (and strerror() when negative) in
+ * buf.
+ */
+const char *t_res_str(int v, char *buf, size_t n);
 
 /* Monotonic time in seconds. */
 double t_now(void);

@@ -59,42 +59,17 @@ struct ctx {
 	bool skipped;		/* a case did not run: no exporter for it */
 };
 
-/* "-EINVAL", or the number for anything else. */
-static const char *res_str(int v, char *buf, size_t n)
-{
-	static const struct {
-		int err;
-		const char *name;
-	} names[] = {
-		{ EINVAL, "-EINVAL" }, { EBADF, "-EBADF" },
-		{ EFAULT, "-EFAULT" }, { EOPNOTSUPP, "-EOPNOTSUPP" },
-		{ EAGAIN, "-EAGAIN" }, { ENXIO, "-ENXIO" },
-		{ ENOMEM, "-ENOMEM" }, { EIO, "-EIO" },
-		{ EPERM, "-EPERM" },
-	};
-
-	for (unsigned int i = 0; i < sizeof(names) / sizeof(*names); i++) {
-		if (v == -names[i].err)
-			return names[i].name;
-	}
-	if (v < 0)
-		snprintf(buf, n, "%d (%s)", v, strerror(-v));
-	else
-		snprintf(buf, n, "%d", v);
-	return buf;
-}
-
 /* Compare and report one result. */
 static bool expect(const char *what, int got, int want)
 {
 	char gb[64], wb[64];
 
 	if (got == want) {
-		t_info("ok   %s: %s", what, res_str(got, gb, sizeof(gb)));
+		t_info("ok   %s: %s", what, t_res_str(got, gb, sizeof(gb)));
 		return true;
 	}
-	t_fail("%s: got %s, expected %s", what, res_str(got, gb, sizeof(gb)),
-	       res_str(want, wb, sizeof(wb)));
+	t_fail("%s: got %s, expected %s", what, t_res_str(got, gb, sizeof(gb)),
+	       t_res_str(want, wb, sizeof(wb)));
 	return false;
 }
 
@@ -805,16 +780,9 @@ int main(int argc, char **argv)
 		usage();
 		return T_EXIT_SKIP;
 	}
-	ret = t_target_open(argv[optind], &t);
-	if (ret == -ENOENT) {
-		t_skip("%s does not exist", argv[optind]);
-		return T_EXIT_SKIP;
-	}
-	if (ret) {
-		t_fail("cannot use %s as the target: %s", argv[optind],
-		       strerror(-ret));
-		return T_EXIT_FAIL;
-	}
+	ret = t_target_open_arg(argv[optind], &t);
+	if (ret)
+		return ret;
 	ret = t_ring_init(&c.ring, 8, 0, NR_SLOTS);
 	if (ret) {
 		t_fail("ring setup: %s", strerror(-ret));

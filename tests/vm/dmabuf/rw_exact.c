@@ -409,16 +409,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nr_srcs; i++)
 		need_feature |= srcs[i] != T_SRC_SELFTEST;
 
-	ret = t_target_open(argv[optind], &t);
-	if (ret == -ENOENT) {
-		t_skip("%s does not exist", argv[optind]);
-		return T_EXIT_SKIP;
-	}
-	if (ret) {
-		t_fail("cannot use %s as the target: %s", argv[optind],
-		       strerror(-ret));
-		return T_EXIT_FAIL;
-	}
+	ret = t_target_open_arg(argv[optind], &t);
+	if (ret)
+		return ret;
 	t_info("target %s: %" PRIu64 " MiB, %u-byte blocks, DMA alignment %u, "
 	       "max transfer %" PRIu64 " KiB; seed %" PRIu64,
 	       t.path, t.size / T_MiB, t.lba, t.mem_align, t.max_io / T_KiB,

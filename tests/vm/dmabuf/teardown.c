@@ -663,16 +663,9 @@ int main(int argc, char **argv)
 		usage();
 		return T_EXIT_SKIP;
 	}
-	ret = t_target_open(argv[optind], &t);
-	if (ret == -ENOENT) {
-		t_skip("%s does not exist", argv[optind]);
-		return T_EXIT_SKIP;
-	}
-	if (ret) {
-		t_fail("cannot use %s as the target: %s", argv[optind],
-		       strerror(-ret));
-		return T_EXIT_FAIL;
-	}
+	ret = t_target_open_arg(argv[optind], &t);
+	if (ret)
+		return ret;
 	c.t = &t;
 	ret = t_ring_init(&ring, 4, 0, 1);
 	if (ret) {
