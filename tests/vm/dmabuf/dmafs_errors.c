@@ -121,6 +121,20 @@ static enum t_src srcs[4];
 static int nr_srcs;
 static bool skipped;
 
+/* The PAT_SEED pattern over [0, size) of fd, O_DIRECT: 0 or -errno. */
+static int fill_pattern(int fd, uint64_t size)
+{
+	void *p = t_alloc_aligned(size);
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	t_pattern_fill(p, size, PAT_SEED, 0);
+	ret = t_pwrite_full(fd, p, size, 0);
+	free(p);
+	return ret;
+}
+
 static bool expect(const struct ctx *c, const char *what, int got, int want)
 {
 	char gb[64], wb[64];
@@ -727,7 +741,6 @@ static void case_race(const char *path, bool punch, uint64_t a, uint64_t b2,
 	uint64_t size, sz;
 	pthread_t th;
 	bool started = false;
-	uint8_t *p;
 	int fd, ret;
 
 	if (ctx_setup(&c, path, src, punch ? "punch" : "truncate"))
@@ -740,14 +753,7 @@ static void case_race(const char *path, bool punch, uint64_t a, uint64_t b2,
 		goto out;
 	}
 	/* The whole file holds the pattern (O_DIRECT, through the map). */
-	p = t_alloc_aligned(size);
-	if (!p) {
-		t_fail("out of memory");
-		goto out;
-	}
-	t_pattern_fill(p, size, PAT_SEED, 0);
-	ret = t_pwrite_full(fd, p, size, 0);
-	free(p);
+	ret = fill_pattern(fd, size);
 	if (!expect(&c, "O_DIRECT pwrite of the pattern over the file", ret,
 		    0))
 		goto out;
@@ -915,7 +921,6 @@ static void case_kill(const char *path, pid_t pid, enum t_src src)
 	struct t_io_stats base;
 	struct t_dmabuf b2;
 	struct ctx c;
-	uint8_t *p;
 	double end;
 	int ret;
 
@@ -927,14 +932,7 @@ static void case_kill(const char *path, pid_t pid, enum t_src src)
 		t_fail("%s: %s too small", c.label, path);
 		goto out;
 	}
-	p = t_alloc_aligned(size);
-	if (!p) {
-		t_fail("out of memory");
-		goto out;
-	}
-	t_pattern_fill(p, size, PAT_SEED, 0);
-	ret = t_pwrite_full(c.t.fd, p, size, 0);
-	free(p);
+	ret = fill_pattern(c.t.fd, size);
 	if (!expect(&c, "O_DIRECT pwrite of the pattern over the file", ret,
 		    0))
 		goto out;
