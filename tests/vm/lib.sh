@@ -32,7 +32,8 @@ vm_fmt_secs() {
 }
 
 # The Debian packages the VM tier needs: the kernel source, what building it
-# takes, QEMU, and pytest for the tests inside the guest.
+# takes (rsync for make headers_install), QEMU, and pytest for the tests
+# inside the guest.
 vm_packages=(
 	linux-source-6.12
 	build-essential
@@ -44,6 +45,7 @@ vm_packages=(
 	cpio
 	kmod
 	xz-utils
+	rsync
 	qemu-system-x86
 	python3-pytest
 	liburing-dev
