@@ -300,10 +300,12 @@ void dmafs_kext_close(struct dmafs_fs *fs, struct dmafs_inode *in, bool wrote,
 
 	g_mutex_lock(&fs->lock);
 	/*
-	 * Writes through the map bypass the daemon: the times it stamps
-	 * are those of the fsync or close that follows them.
+	 * Writes through the map bypass the daemon.  A kernel with
+	 * FUSE_DMAFS_FEAT_WRITE_TIMES sends their times itself; with an older
+	 * one the times stamped are those of the fsync or close that follows.
 	 */
-	if (wrote && !fs->ro) {
+	if (wrote && !fs->ro &&
+	    !(fs->kext.features & FUSE_DMAFS_FEAT_WRITE_TIMES)) {
 		dmafs_now(&in->mtime);
 		in->ctime = in->mtime;
 		dmafs_mark_dirty(fs, in);

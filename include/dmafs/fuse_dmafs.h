@@ -66,10 +66,14 @@
  *     such files are preallocated first (fallocate(2); dmafs_prealloc() in
  *     libdmafs).  Also for dma-buf I/O: file position or length not a
  *     multiple of the logical block size: EINVAL; a registration made
- *     before the daemon registered another block device: EXDEV; a write to
- *     a set-user/group-ID file: EPERM; a write that ends at an EOF that is
- *     not a multiple of the file's st_blksize: ENODATA (user-buffer I/O in
- *     these cases goes to the daemon);
+ *     before the daemon registered another block device: EXDEV; a write
+ *     that ends at an EOF that is not a multiple of the file's st_blksize:
+ *     ENODATA (user-buffer I/O in these cases goes to the daemon);
+ *   - writes through the map behave as write(2) (FUSE_DMAFS_FEAT_WRITE_TIMES):
+ *     O_APPEND goes to EOF (so to the daemon), RLIMIT_FSIZE gives EFBIG,
+ *     set-id bits and security.capability are removed (SETATTR and
+ *     REMOVEXATTR to the daemon), and a SETATTR sets mtime and ctime when
+ *     they change, at most once per timestamp tick;
  *   - the map is dropped on truncate and fallocate through the kernel
  *     (before the request goes to the daemon), on inode eviction and on
  *     connection abort.  I/O on a file whose daemon died fails with ENOTCONN
@@ -171,5 +175,16 @@ struct fuse_dmafs_inval {
 					     struct fuse_dmafs_inval)
 
 #endif /* FUSE_DEV_IOC_DMAFS_FEATURES */
+
+/*
+ * Extent-mapped writes run the VFS write checks (O_APPEND, RLIMIT_FSIZE,
+ * set-id and security.capability removal) under i_rwsem and send the new
+ * mtime and ctime with a SETATTR, at most once per timestamp tick.
+ * Without it the daemon stamps the times at the next fsync or close.
+ * Defined apart: kernel headers of the series before it lack it.
+ */
+#ifndef FUSE_DMAFS_FEAT_WRITE_TIMES
+#define FUSE_DMAFS_FEAT_WRITE_TIMES	(1ULL << 2)
+#endif
 
 #endif /* DMAFS_FUSE_DMAFS_H */

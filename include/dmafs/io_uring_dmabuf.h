@@ -7,11 +7,16 @@
  * It is the API of the upstream "dmabuf backed read/write" proposal, so
  * programs written against this header run unchanged on a kernel that has
  * the proposal merged.  Every definition below is guarded: a <linux/
- * io_uring.h> that defines IORING_RSRC_UPDATE_EXTENDED is taken to provide
- * the whole API, and then only the layout checks at the end of this file
- * apply (to the kernel header's struct).  Include this header after
- * <liburing.h> or <linux/io_uring.h>; included first, it pulls in
- * <linux/io_uring.h> itself.
+ * io_uring.h> that has the API is taken to provide all of it, and then
+ * only the layout checks at the end of this file apply (to the kernel
+ * header's struct).  The proposal's header (and kpatch's, which follows it)
+ * declares IORING_RSRC_UPDATE_EXTENDED and IO_REGBUF_TYPE_* as enum
+ * constants, which the preprocessor cannot see: define
+ * DMAFS_HAVE_KERNEL_REGBUF_DESC when building against such a header
+ * (meson.build checks and does), or have IORING_RSRC_UPDATE_EXTENDED
+ * defined as a macro.  Include this header after <liburing.h> or
+ * <linux/io_uring.h>; included first, it pulls in <linux/io_uring.h>
+ * itself.
  *
  * How it is used
  * --------------
@@ -36,6 +41,11 @@
  *      to the target: the caller may close both fds right after step 2.
  *      Requests already submitted keep what they use alive until they
  *      complete.
+ *      When the ring's last fd is closed (or its process exits), its
+ *      dma-buf slots are released at once, target included: a block device
+ *      opened O_EXCL can be opened O_EXCL again as soon as the process is
+ *      reaped.  Requests still in flight then (a process killed mid-I/O)
+ *      hold the target until they complete, as any io_uring request does.
  *
  * Descriptor rules
  * ----------------
@@ -55,40 +65,52 @@
  *               When descriptor k > 0 fails, the call returns k (slots
  *               .offset + k ... are left untouched); when the first fails,
  *               the call returns its error.
+ *               The errors and their order are the proposal's (v3):
  *   -EINVAL     unknown bits in .flags; .resv2 != 0; .nr == 0; slots past
- *               the end of the table; unknown desc.type; desc.flags != 0;
- *               any desc.__resv[] != 0; size or uaddr != 0 for a dma-buf;
+ *               the end of the table; unknown desc.type; any
+ *               desc.__resv[] != 0; dmabuf_fd or target_fd != 0 for a
+ *               type other than DMABUF; size or uaddr != 0 for a dma-buf;
  *               dmabuf_fd is not a dma-buf; the dma-buf is larger than
- *               1 GiB (an implementation may instead accept it and fail
- *               every I/O on it with -EINVAL); target not opened O_DIRECT.
+ *               1 GiB; target not opened O_DIRECT; a block device whose
+ *               driver cannot do dma-buf I/O (a loop device).
+ *               desc.flags is not checked (no flag is defined yet).
  *               A kernel without this extension returns -EINVAL for
  *               IORING_RSRC_UPDATE_EXTENDED, so -EINVAL on an all-zero
  *               (EMPTY) descriptor means "not supported".
- *   -EBADF      dmabuf_fd or target_fd is not an open file descriptor;
- *               target_fd is an io_uring.
+ *   -EBADF      target_fd is not an open file descriptor (checked before
+ *               dmabuf_fd); dmabuf_fd is not one.
  *   -EOPNOTSUPP the target cannot do dma-buf I/O (a file whose
  *               file_operations lack create_dmabuf_token: a pipe, a
- *               character device, a file on another filesystem; a device
- *               whose driver cannot map dma-bufs, e.g. NVMe over TCP).
+ *               character device, an io_uring, a file on another
+ *               filesystem; an NVMe device that cannot map dma-bufs, e.g.
+ *               over TCP, or whose namespace has metadata).
+ *   -EFAULT     EMPTY with size or uaddr != 0; UADDR with uaddr 0 (an
+ *               empty slot is EMPTY's) or size 0; .data or .tags points
+ *               to unreadable memory.
  *   -ENXIO      the ring has no buffer table.
- *   -EFAULT     .data or .tags points to unreadable memory.
  *   -ENOMEM     out of memory.
  * I/O, IORING_OP_READ_FIXED / IORING_OP_WRITE_FIXED on a dma-buf slot
  * (cqe->res):
  *   >= 0        bytes transferred.
  *   -EBADF      the request's file is not the registration's target (a
  *               dup() of the target fd is the same file and is fine).
- *   -EFAULT     the slot is empty or past the end of the table, or
- *               [addr, addr + len) is not inside the dma-buf.
+ *   -EFAULT     the slot is empty or past the end of the table;
+ *               [addr, addr + len) is not inside the dma-buf; len is 0;
+ *               any other user of fixed buffers on a dma-buf slot:
+ *               IORING_OP_SEND_ZC / SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF,
+ *               IORING_OP_URING_CMD with IORING_URING_CMD_FIXED (NVMe
+ *               passthrough).
  *   -EINVAL     file offset or length not a multiple of the target's
  *               logical block size; addr not aligned to the device's DMA
  *               alignment (statx STATX_DIOALIGN stx_dio_mem_align); the
  *               target's O_DIRECT was cleared (fcntl) after registration.
- *   -EOPNOTSUPP any other user of fixed buffers on a dma-buf slot:
- *               IORING_OP_SEND_ZC / SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF,
- *               IORING_OP_URING_CMD with IORING_URING_CMD_FIXED (NVMe
- *               passthrough), vectored fixed ops (READV_FIXED/WRITEV_FIXED,
- *               which Linux 6.12 does not have).
+ *   -EOPNOTSUPP vectored fixed ops (READV_FIXED/WRITEV_FIXED, which Linux
+ *               6.12 does not have).
+ *   -EACCES     the device would write memory the caller may only read:
+ *               READ_FIXED into a dma-buf whose file is not open for
+ *               writing (a DRM PRIME export without DRM_RDWR), or
+ *               WRITE_FIXED from one not open for reading.  This kernel's
+ *               addition: the proposal does not check the access mode.
  *   -EAGAIN     spurious, e.g. the exporter invalidated the mapping while
  *               the request was being issued: resubmit it unchanged.
  *   -EIO etc.   device errors, as for any direct I/O.
@@ -112,7 +134,8 @@
 #include <linux/io_uring.h>
 #endif
 
-#ifndef IORING_RSRC_UPDATE_EXTENDED
+#if !defined(IORING_RSRC_UPDATE_EXTENDED) && \
+	!defined(DMAFS_HAVE_KERNEL_REGBUF_DESC)
 /* io_uring_rsrc_update2.flags: .data points to struct io_uring_regbuf_desc[] */
 #define IORING_RSRC_UPDATE_EXTENDED	(1U << 1)
 
@@ -122,14 +145,14 @@
 
 struct io_uring_regbuf_desc {		/* 80 bytes */
 	__u32 type;		/* IO_REGBUF_TYPE_* */
-	__u32 flags;		/* 0 */
+	__u32 flags;		/* none defined: set 0 (not checked) */
 	__u64 size;		/* bytes, UADDR only; 0 for a dma-buf */
 	__u64 uaddr;		/* UADDR only; 0 for a dma-buf */
 	__s32 dmabuf_fd;	/* DMABUF only */
 	__s32 target_fd;	/* DMABUF: the file the buffer is used with */
 	__u64 __resv[6];	/* 0 */
 };
-#endif /* IORING_RSRC_UPDATE_EXTENDED */
+#endif /* no dma-buf registration in <linux/io_uring.h> */
 
 /*
  * struct io_uring_rsrc_update2 with the field after .offset under its new

@@ -14,8 +14,10 @@
  * No locking: a ring is used by one thread at a time (dmafs.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -216,6 +218,20 @@ DMAFS_EXPORT void dmafs_ring_destroy(struct dmafs_ring *r)
 
 /* ---- registration -------------------------------------------------------- */
 
+/*
+ * A block device open O_DIRECT: -EINVAL from the registration then means
+ * what it means in the upstream proposal, a driver without dma-buf
+ * support (a loop device, SATA), which is compat mode's case.
+ */
+static bool is_direct_blkdev(int fd)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_DIRECT) && fstat(fd, &st) == 0 &&
+	       S_ISBLK(st.st_mode);
+}
+
 static void slot_clear(struct ring_slot *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -262,6 +278,8 @@ DMAFS_EXPORT int dmafs_ring_register(struct dmafs_ring *r, unsigned int slot,
 		reason = DMAFS_REASON_NO_KERNEL_EXT;
 	if (reason == DMAFS_REASON_NONE) {
 		ret = dmafs_register_dmabuf(r->ring.ring_fd, slot, b->fd, f->fd);
+		if (ret == -EINVAL && !f->on_dmafs && is_direct_blkdev(f->fd))
+			ret = -EOPNOTSUPP;
 		if (ret == -EOPNOTSUPP)
 			reason = !f->on_dmafs ? DMAFS_REASON_NOT_DMAFS :
 				 f->daemon_mode == DMAFS_DAEMON_COMPAT ?
