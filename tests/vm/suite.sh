@@ -91,6 +91,21 @@ for v in base debug; do
 	fi
 done
 
+# The user API header against the patched kernel's own uapi headers, which
+# declare the API the way the upstream proposal does (enum constants).
+if [[ -n $kernel_base ]]; then
+	echo "=== vm suite: include/dmafs/io_uring_dmabuf.h with the kernel's headers"
+	if hdrs=$("$here/kernel-build.sh" --headers </dev/null | tail -n 1) &&
+		cc -fsyntax-only -Wall -Werror -D_GNU_SOURCE \
+			-DDMAFS_HAVE_KERNEL_REGBUF_DESC -I "$hdrs" \
+			-I "$vm_repo/include" "$here/uapi_check.c"; then
+		results+=("PASS  uapi header against the kernel's headers")
+	else
+		results+=("FAIL  uapi header against the kernel's headers")
+		failed=1
+	fi
+fi
+
 for c in "${list[@]}"; do
 	opts=("${run_opts[@]}" --timeout "$timeout")
 	case $c in

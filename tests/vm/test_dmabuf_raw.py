@@ -10,6 +10,8 @@ $DMAFS_BUILD/tests/vm/dmabuf/) against the VM's namespace, $DMAFS_VM_NVME
   reg_errors  invalid registrations and I/O fail with the contract's errno
   teardown    unregister / ring exit / dma-buf close with I/O in flight, and
               exporter invalidation during I/O
+  release     the namespace is free (O_EXCL) as soon as a process that
+              registered a dma-buf for it is reaped
 
 Each program must exit 0: inside the VM a skip (77: no udmabuf, no vgem, no
 namespace) is a failure too.  After each program the new kernel log records
@@ -137,3 +139,11 @@ def test_reg_errors(klog, target, src):
 @pytest.mark.parametrize("src", ["udmabuf", "vgem"])
 def test_teardown(klog, target, src):
     run_prog(klog, "teardown", target, "-s", src)
+
+
+@pytest.mark.parametrize("src", ["udmabuf", "vgem"])
+def test_release(klog, target, src):
+    """The namespace opens O_EXCL right after a dma-buf program is reaped
+    (issue 9, item 4): exit with everything open, close then exit, and a
+    SIGKILL with I/O in flight."""
+    run_prog(klog, "release", target, "-s", src)

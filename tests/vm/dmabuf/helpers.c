@@ -267,7 +267,7 @@ out_close_dev:
 	return ret;
 }
 
-static int t_vgem_create(size_t size, int *dmabuf_fd)
+int t_vgem_export(size_t size, bool rdwr, int *dmabuf_fd)
 {
 	struct drm_mode_create_dumb c;
 	struct drm_gem_close gc;
@@ -291,7 +291,8 @@ static int t_vgem_create(size_t size, int *dmabuf_fd)
 		ret = -ENOSPC;
 		goto out_close_handle;
 	}
-	ret = drmPrimeHandleToFD(drm, c.handle, DRM_CLOEXEC | DRM_RDWR,
+	ret = drmPrimeHandleToFD(drm, c.handle,
+				 DRM_CLOEXEC | (rdwr ? DRM_RDWR : 0),
 				 dmabuf_fd);
 	if (ret)
 		ret = -errno;
@@ -320,7 +321,7 @@ int t_dmabuf_create(enum t_src src, size_t size, bool map, struct t_dmabuf *b)
 		ret = t_udmabuf_create(size, &b->fd);
 		break;
 	case T_SRC_VGEM:
-		ret = t_vgem_create(size, &b->fd);
+		ret = t_vgem_export(size, true, &b->fd);
 		break;
 	case T_SRC_SELFTEST:
 		b->fd = memfd_create("dmafs-selftest", MFD_CLOEXEC);

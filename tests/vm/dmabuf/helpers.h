@@ -135,6 +135,12 @@ int t_dmabuf_cpu_begin(const struct t_dmabuf *b);
 int t_dmabuf_cpu_end(const struct t_dmabuf *b);
 /* The vgem DRM device: an open fd, or -ENODEV. */
 int t_vgem_open(void);
+/*
+ * A new zero-filled vgem buffer of size bytes exported with PRIME: the
+ * dma-buf fd in *dmabuf_fd, opened read-write with rdwr (DRM_RDWR), else
+ * read-only.  0 or -errno (-ENODEV without vgem).
+ */
+int t_vgem_export(size_t size, bool rdwr, int *dmabuf_fd);
 
 /* ---- rings and registration -------------------------------------------- */
 

@@ -6,21 +6,31 @@
  *
  *   reg_errors TARGET [-s udmabuf|vgem]
  *
+ * Every errno is the one the upstream proposal (v3, io-uring list,
+ * 2026-04-29) gives, in its order of checks, except where
+ * include/dmafs/io_uring_dmabuf.h says this kernel adds one.
  * Registration: bad, closed and non-dma-buf dmabuf_fd; bad and closed
- * target_fd, the ring itself as target; a target not opened O_DIRECT;
- * targets that cannot do dma-buf I/O; every reserved field and unknown
- * flag; unknown types; slots past the table; a dma-buf of 1 GiB + 4 KiB
- * (vgem, lazily backed; exactly 1 GiB must be accepted when the machine
- * has the memory to spare); partial success of a multi-descriptor update.
- * IO_REGBUF_TYPE_UADDR buffers work through the extended update and are
- * bound to no file.
+ * target_fd (checked first: -EBADF even with a bad dmabuf_fd), the ring
+ * itself as target (-EOPNOTSUPP); a target not opened O_DIRECT; targets
+ * that cannot do dma-buf I/O (-EOPNOTSUPP; a loop device: -EINVAL); every
+ * reserved field, unknown update flag and type; desc.flags, which is not
+ * checked; fds, sizes and addresses a type does not take; slots past the
+ * table; a dma-buf of 1 GiB + 4 KiB (vgem, lazily backed; exactly 1 GiB
+ * must be accepted when the machine has the memory to spare); partial
+ * success of a multi-descriptor update.  IO_REGBUF_TYPE_UADDR buffers work
+ * through the extended update and are bound to no file.
  * I/O: on another file (-EBADF; a dup() of the target is fine); offsets,
  * lengths and dma-buf offsets that are not aligned, a target whose
  * O_DIRECT was cleared with fcntl() (-EINVAL); ranges outside the dma-buf,
- * empty slots and slots past the table (-EFAULT); other users of fixed
- * buffers: zero-copy send over TCP and NVMe passthrough on the namespace's
- * /dev/ngXnY (each first checked to work from an ordinary buffer), and
- * vectored fixed ops where the kernel has them (-EOPNOTSUPP).
+ * zero lengths, empty slots and slots past the table (-EFAULT); other
+ * users of fixed buffers: zero-copy send over TCP and NVMe passthrough on
+ * the namespace's /dev/ngXnY (each first checked to work from an ordinary
+ * buffer; -EFAULT), and vectored fixed ops where the kernel has them
+ * (-EOPNOTSUPP).
+ * Access mode: a dma-buf exported read-only (vgem, PRIME without DRM_RDWR)
+ * registers, and WRITE_FIXED from it works, but READ_FIXED into it, which
+ * would have the device write memory the caller may only read, fails with
+ * -EACCES and leaves the buffer as it was.
  *
  * Writes to the first few blocks of TARGET.
  */
@@ -37,6 +47,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <linux/loop.h>
 #include <linux/nvme_ioctl.h>
 #include <netinet/in.h>
 
@@ -159,7 +170,19 @@ static void reg_bad_fds(struct ctx *c)
 	desc_dmabuf(&d, c->b.fd, closed_fd());
 	expect("register a closed target_fd", update(c, 1, &d, 1), -EBADF);
 	desc_dmabuf(&d, c->b.fd, c->ring.ring_fd);
-	expect("register for the io_uring itself", update(c, 1, &d, 1), -EBADF);
+	expect("register for the io_uring itself", update(c, 1, &d, 1),
+	       -EOPNOTSUPP);
+	/* the target is looked at first */
+	desc_dmabuf(&d, -1, -1);
+	expect("register dmabuf_fd -1 for target_fd -1", update(c, 1, &d, 1),
+	       -EBADF);
+	memfd = memfd_create("not-a-dmabuf", MFD_CLOEXEC);
+	if (memfd >= 0) {
+		desc_dmabuf(&d, memfd, closed_fd());
+		expect("register a memfd for a closed target_fd",
+		       update(c, 1, &d, 1), -EBADF);
+		close(memfd);
+	}
 
 	fd = t_target_reopen(c->t, O_RDWR);
 	if (fd >= 0) {
@@ -173,11 +196,58 @@ static void reg_bad_fds(struct ctx *c)
 	}
 }
 
+/*
+ * A loop device over a file in /tmp, opened O_RDWR | O_DIRECT: a block
+ * device whose driver has no dma-buf support: that fd, or -errno.  *dev_fd
+ * is the plain open that detaches it (LOOP_CLR_FD, then close).
+ */
+static int loop_attach(int *dev_fd)
+{
+	char tmpl[] = "/tmp/dmafs-reg-errors-loop-XXXXXX", path[32];
+	int ctl, nr, file, dev, ret;
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -errno;
+	nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+	ret = nr < 0 ? -errno : 0;
+	close(ctl);
+	if (ret)
+		return ret;
+	file = mkostemp(tmpl, O_CLOEXEC);
+	if (file < 0)
+		return -errno;
+	unlink(tmpl);
+	if (ftruncate(file, 1 << 20) < 0) {
+		ret = -errno;
+		close(file);
+		return ret;
+	}
+	snprintf(path, sizeof(path), "/dev/loop%d", nr);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	if (dev < 0 || ioctl(dev, LOOP_SET_FD, file) < 0) {
+		ret = -errno;
+		if (dev >= 0)
+			close(dev);
+		close(file);
+		return ret;
+	}
+	close(file);
+	*dev_fd = dev;
+	ret = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (ret < 0) {
+		ret = -errno;
+		ioctl(dev, LOOP_CLR_FD, 0);
+		close(dev);
+	}
+	return ret;
+}
+
 static void reg_unsupported_targets(struct ctx *c)
 {
 	struct io_uring_regbuf_desc d;
 	char tmpl[] = "/tmp/dmafs-reg-errors-XXXXXX";
-	int fd, pfd[2];
+	int fd, lfd = -1, pfd[2];
 
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
@@ -191,6 +261,17 @@ static void reg_unsupported_targets(struct ctx *c)
 		expect("register for a pipe", update(c, 1, &d, 1), -EOPNOTSUPP);
 		close(pfd[0]);
 		close(pfd[1]);
+	}
+	fd = loop_attach(&lfd);
+	if (fd >= 0) {
+		desc_dmabuf(&d, c->b.fd, fd);
+		expect("register for a loop device (no driver support)",
+		       update(c, 1, &d, 1), -EINVAL);
+		close(fd);
+		ioctl(lfd, LOOP_CLR_FD, 0);
+		close(lfd);
+	} else {
+		t_fail("setting up a loop device: %s", strerror(-fd));
 	}
 	fd = mkostemp(tmpl, O_CLOEXEC);
 	if (fd >= 0) {
@@ -222,11 +303,15 @@ static void reg_reserved(struct ctx *c)
 	char what[80];
 
 	desc_dmabuf(&d, c->b.fd, c->t->fd);
+	/* no flag is defined, and the proposal does not check them */
 	d.flags = 1;
-	expect("register with desc.flags 1", update(c, 1, &d, 1), -EINVAL);
+	expect("register with desc.flags 1 (not checked)",
+	       update(c, 1, &d, 1), 1);
 	d.flags = 1U << 31;
-	expect("register with desc.flags 1<<31", update(c, 1, &d, 1),
-	       -EINVAL);
+	expect("register with desc.flags 1<<31 (not checked)",
+	       update(c, 1, &d, 1), 1);
+	expect("empty slot 1 again", dmafs_unregister_slot(c->ring.ring_fd, 1),
+	       1);
 	for (int i = 0; i < 6; i++) {
 		desc_dmabuf(&d, c->b.fd, c->t->fd);
 		d.__resv[i] = 1ULL << (i * 11);
@@ -242,6 +327,24 @@ static void reg_reserved(struct ctx *c)
 	d.uaddr = 4096;
 	expect("register a dma-buf with desc.uaddr set", update(c, 1, &d, 1),
 	       -EINVAL);
+	/* what EMPTY and UADDR do not take */
+	memset(&d, 0, sizeof(d));
+	d.size = 4096;
+	expect("EMPTY with desc.size set", update(c, 1, &d, 1), -EFAULT);
+	memset(&d, 0, sizeof(d));
+	d.uaddr = 4096;
+	expect("EMPTY with desc.uaddr set", update(c, 1, &d, 1), -EFAULT);
+	memset(&d, 0, sizeof(d));
+	d.dmabuf_fd = c->b.fd;
+	expect("EMPTY with desc.dmabuf_fd set", update(c, 1, &d, 1), -EINVAL);
+	memset(&d, 0, sizeof(d));
+	d.type = IO_REGBUF_TYPE_UADDR;
+	expect("UADDR with uaddr 0 and size 0", update(c, 1, &d, 1), -EFAULT);
+	d.size = 4096;
+	expect("UADDR with uaddr 0", update(c, 1, &d, 1), -EFAULT);
+	d.target_fd = c->t->fd;
+	expect("UADDR with desc.target_fd set", update(c, 1, &d, 1), -EINVAL);
+
 	desc_dmabuf(&d, c->b.fd, c->t->fd);
 	d.type = 3;
 	expect("register desc.type 3", update(c, 1, &d, 1), -EINVAL);
@@ -480,6 +583,7 @@ static void io_bad_ranges(struct ctx *c)
 		  UINT64_MAX - lba + 1, 0, lba, -EFAULT);
 	expect_io(c, "larger than the dma-buf", fd, 0, 0, 0,
 		  (uint32_t)size + lba, -EFAULT);
+	expect_io(c, "of length 0", fd, 0, 0, 0, 0, -EFAULT);
 	expect_io(c, "on an empty slot", fd, 1, 0, 0, lba, -EFAULT);
 	expect_io(c, "on a slot past the table", fd, NR_SLOTS, 0, 0, lba,
 		  -EFAULT);
@@ -650,7 +754,7 @@ static void io_send_zc(struct ctx *c)
 			;
 	}
 	expect("SEND_ZC from a dma-buf slot",
-	       send_zc(&c->ring, tx, 0, 4096, 512), -EOPNOTSUPP);
+	       send_zc(&c->ring, tx, 0, 4096, 512), -EFAULT);
 	usleep(100000);
 	n = recv(rx, junk, sizeof(junk), 0);
 	if (n > 0)
@@ -742,13 +846,84 @@ static void io_uring_cmd(struct ctx *c)
 	/* Not at dma-buf offset 0: nvme maps no data for a zero address. */
 	expect("NVMe passthrough read into a dma-buf slot",
 	       nvme_cmd(&ring, ngfd, nsid, 0x02, 0, 4096, c->t->lba),
-	       -EOPNOTSUPP);
+	       -EFAULT);
 	expect("NVMe passthrough write from a dma-buf slot",
 	       nvme_cmd(&ring, ngfd, nsid, 0x01, 0, 4096, c->t->lba),
-	       -EOPNOTSUPP);
+	       -EFAULT);
 out:
 	io_uring_queue_exit(&ring);
 	close(ngfd);
+}
+
+/*
+ * A read-only dma-buf: the device may read it (WRITE_FIXED) but never write
+ * it (READ_FIXED: -EACCES).  vgem whatever the -s source, since udmabuf
+ * always exports read-write.
+ */
+static void io_readonly(struct ctx *c)
+{
+	const unsigned int slot = 6;
+	uint32_t lba = c->t->lba;
+	uint8_t *blk, *map;
+	int fd, ret, res;
+	struct t_req r = {
+		.fd = c->t->fd, .slot = slot, .len = lba,
+	};
+	struct t_dmabuf ro = { .src = T_SRC_VGEM, .exporter_fd = -1 };
+
+	ret = t_vgem_export(BUF_SIZE, false, &fd);
+	if (ret) {
+		t_fail("read-only vgem export: %s", strerror(-ret));
+		return;
+	}
+	ro.fd = fd;
+	ro.size = BUF_SIZE;
+	blk = t_alloc_aligned(lba);
+	if (!blk) {
+		t_fail("out of memory");
+		goto out_close;
+	}
+	if (!expect("register a read-only dma-buf",
+		    dmafs_register_dmabuf(c->ring.ring_fd, slot, fd, c->t->fd),
+		    1))
+		goto out_free;
+
+	/* The block holds a pattern: a read into the buffer must not run. */
+	t_pattern_fill(blk, lba, 77, 0);
+	ret = t_pwrite_full(c->t->fd, blk, lba, 0);
+	if (ret) {
+		t_fail("O_DIRECT pwrite: %s", strerror(-ret));
+		goto out_unreg;
+	}
+	r.opcode = IORING_OP_READ_FIXED;
+	expect("READ_FIXED into a read-only dma-buf",
+	       t_req_run(&c->ring, &ro, &r), -EACCES);
+	map = mmap(NULL, BUF_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		t_fail("mmap of the read-only dma-buf: %s", strerror(errno));
+	} else {
+		if (t_check_byte(map, BUF_SIZE, 0) >= 0)
+			t_fail("READ_FIXED into a read-only dma-buf changed it");
+		munmap(map, BUF_SIZE);
+	}
+
+	/* The device reading it is fine: the block becomes zeros. */
+	r.opcode = IORING_OP_WRITE_FIXED;
+	res = t_req_run(&c->ring, &ro, &r);
+	expect("WRITE_FIXED from a read-only dma-buf", res, (int)lba);
+	ret = t_pread_full(c->t->fd, blk, lba, 0);
+	if (ret)
+		t_fail("O_DIRECT pread: %s", strerror(-ret));
+	else if (res == (int)lba && t_check_byte(blk, lba, 0) >= 0)
+		t_fail("WRITE_FIXED from a read-only dma-buf did not write "
+		       "its zeros");
+out_unreg:
+	expect("empty the read-only dma-buf's slot",
+	       dmafs_unregister_slot(c->ring.ring_fd, slot), 1);
+out_free:
+	free(blk);
+out_close:
+	close(fd);
 }
 
 static void usage(void)
@@ -834,6 +1009,7 @@ int main(int argc, char **argv)
 	io_vectored(&c);
 	io_send_zc(&c);
 	io_uring_cmd(&c);
+	io_readonly(&c);
 
 	expect("empty slot 0", dmafs_unregister_slot(c.ring.ring_fd, 0), 1);
 	expect_io(&c, "on slot 0 after emptying it", t.fd, 0, 0, 0, t.lba,
