@@ -35,6 +35,8 @@
  *   3. Before replying to an open with O_DIRECT (and whenever a file's
  *      layout is known to be stable), install the file's extent map:
  *        ioctl(fuse_fd, FUSE_DEV_IOC_DMAFS_SET_EXTENTS, &map);
+ *      Like INVAL_EXTENTS, it needs CAP_SYS_ADMIN of the caller (EPERM),
+ *      whoever opened the fd.
  *      It replaces the inode's previous map as a whole.  Byte ranges of the
  *      file that no extent covers are holes for the kernel.  The node must
  *      be in the kernel's inode cache (ENOENT otherwise): a CREATE cannot
@@ -76,7 +78,10 @@
  *     they change, at most once per timestamp tick;
  *   - the map is dropped on truncate and fallocate through the kernel
  *     (before the request goes to the daemon), on inode eviction and on
- *     connection abort.  I/O on a file whose daemon died fails with ENOTCONN
+ *     connection abort; and, whatever the daemon does, when the last link
+ *     goes (unlink, rename over the file, FUSE_NOTIFY_DELETE), on
+ *     FUSE_NOTIFY_INVAL_INODE, and when the daemon's attributes show the
+ *     file shrunk: the daemon installs it again when it needs it.  I/O on a file whose daemon died fails with ENOTCONN
  *     or EIO.
  *
  * Locking: the daemon calls SET_EXTENTS and INVAL_EXTENTS while it serves
