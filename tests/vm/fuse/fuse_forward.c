@@ -27,7 +27,11 @@
  * READ_FIXED/WRITE_FIXED on a dma-buf registered against the FUSE file,
  * data-exact, short at EOF, ENODATA for a hole and a write past EOF;
  * INVAL_EXTENTS (partial, with the split extent's data still right; under
- * I/O); the map dropped by truncate and fallocate; and a daemon killed
+ * I/O); SET_EXTENTS and INVAL_EXTENTS from a process without CAP_SYS_ADMIN
+ * that holds the fd (EPERM); the map dropped by truncate and fallocate,
+ * and by the kernel itself when the server may reuse the blocks without
+ * invalidating (FUSE_NOTIFY_INVAL_INODE, a size shrunk in the server's
+ * attributes, the last link unlinked); and a daemon killed
  * during I/O (a forked daemon on a second mount): every I/O either
  * completes or fails with ENOTCONN or EIO, and all registrations can be
  * released.
@@ -79,6 +83,7 @@ struct t_file {
 	unsigned int nr;
 	struct fuse_dmafs_extent ext[MAX_EXT];
 	bool push_on_open;	/* cleared by truncate: the map stays gone */
+	bool unlinked;		/* UNLINK served: no longer in the directory */
 };
 
 static struct t_file files[NR_FILES] = {
@@ -124,7 +129,7 @@ static void fill_attr(fuse_ino_t ino, struct stat *st)
 		return;
 	}
 	st->st_mode = S_IFREG | 0644;
-	st->st_nlink = 1;
+	st->st_nlink = !f->unlinked;
 	st->st_size = f->size;
 	st->st_blksize = 4096;
 }
@@ -204,7 +209,8 @@ static void d_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 
 	for (int i = 0; i < NR_FILES; i++) {
-		if (parent != FUSE_ROOT_ID || strcmp(name, files[i].name))
+		if (parent != FUSE_ROOT_ID || strcmp(name, files[i].name) ||
+		    files[i].unlinked)
 			continue;
 		memset(&e, 0, sizeof(e));
 		e.ino = files[i].ino;
@@ -321,6 +327,25 @@ static void d_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * Frees nothing and, like a careless server, does not invalidate the map:
+ * the kernel must drop it by itself when the last link goes.
+ */
+static void d_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	for (int i = 0; i < NR_FILES; i++) {
+		if (parent != FUSE_ROOT_ID || strcmp(name, files[i].name) ||
+		    files[i].unlinked)
+			continue;
+		pthread_mutex_lock(&D.lock);
+		files[i].unlinked = true;
+		pthread_mutex_unlock(&D.lock);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, ENOENT);
+}
+
 static const struct fuse_lowlevel_ops d_ops = {
 	.lookup		= d_lookup,
 	.getattr	= d_getattr,
@@ -329,6 +354,7 @@ static const struct fuse_lowlevel_ops d_ops = {
 	.read		= d_read,
 	.write		= d_write,
 	.fallocate	= d_fallocate,
+	.unlink		= d_unlink,
 };
 
 static int backing_open(int fuse_fd, int fd, uint32_t flags)
@@ -610,7 +636,8 @@ static void test_set_extents_errors(int sfd, uint64_t dev_size)
 	const uint64_t ino = files[0].ino;
 	const int id = D.backing_id;
 	struct fuse_dmafs_extent ok = { 0, 4096, 0 };
-	int ret;
+	int ret, status;
+	pid_t pid;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ret = set_extents(sfd, ino, id, bad[i].e, bad[i].nr);
@@ -658,6 +685,26 @@ static void test_set_extents_errors(int sfd, uint64_t dev_size)
 	CHECK(!ret, "SET_EXTENTS empty: %s", strerror(-ret));
 	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
 	CHECK(!ret, "SET_EXTENTS contig: %s", strerror(-ret));
+
+	/* holding the fd is not enough: CAP_SYS_ADMIN, as for BACKING_OPEN */
+	pid = fork();
+	if (pid == 0) {
+		struct fuse_dmafs_inval iv = { .nodeid = ino, .length = 4096 };
+
+		if (drop_cap_sys_admin())
+			_exit(2);
+		if (set_extents(sfd, ino, id, files[0].ext, files[0].nr) !=
+		    -EPERM)
+			_exit(3);
+		_exit(ioctl(sfd, FUSE_DEV_IOC_DMAFS_INVAL_EXTENTS, &iv) < 0 &&
+		      errno == EPERM ? 0 : 4);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "SET_EXTENTS/INVAL_EXTENTS without CAP_SYS_ADMIN: not EPERM "
+	      "(status %#x: 3 SET_EXTENTS, 4 INVAL_EXTENTS)", status);
+	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
+	CHECK(!ret, "SET_EXTENTS contig again: %s", strerror(-ret));
 }
 
 static int set_extents(int sfd, uint64_t nodeid, uint32_t backing,
@@ -1061,6 +1108,81 @@ static void test_truncate(int sfd, struct io_uring *ring, struct t_dmabuf *b)
 	free(buf);
 }
 
+/* ---- the server changes a file behind the kernel's back ------------------ */
+
+/* Whether a 4 KiB O_DIRECT pread at 0 of fd went to the device directly. */
+static bool read_via_map(int fd, uint8_t *buf)
+{
+	unsigned long before = daemon_ios();
+	ssize_t n = pread(fd, buf, 4096, 0);
+
+	if (n != 4096) {
+		t_fail("O_DIRECT pread: %zd (%s)", n, strerror(errno));
+		return false;
+	}
+	return daemon_ios() == before;
+}
+
+/*
+ * The map goes when the server may reuse the file's blocks without having
+ * invalidated it: FUSE_NOTIFY_INVAL_INODE, a size that shrank in the
+ * attributes the server returns, the last link unlinked.
+ */
+static void test_server_changes(int sfd)
+{
+	struct t_file *f = &files[1];
+	uint8_t *buf = t_alloc_aligned(4096);
+	uint64_t size = f->size;
+	struct statx stx;
+	int fd, ret;
+
+	fd = open(path_of(f), O_RDWR | O_DIRECT);
+	if (fd < 0 || !buf) {
+		t_fail("open %s: %s", path_of(f), strerror(errno));
+		goto out;
+	}
+	CHECK(read_via_map(fd, buf), "%s: no map after open", f->name);
+
+	ret = fuse_lowlevel_notify_inval_inode(D.se, f->ino, -1, 0);
+	CHECK(!ret, "FUSE_NOTIFY_INVAL_INODE: %s", strerror(-ret));
+	CHECK(!read_via_map(fd, buf),
+	      "the map survived FUSE_NOTIFY_INVAL_INODE");
+	ret = set_extents(sfd, f->ino, D.backing_id, f->ext, f->nr);
+	CHECK(!ret, "SET_EXTENTS: %s", strerror(-ret));
+	CHECK(read_via_map(fd, buf), "no map after SET_EXTENTS");
+
+	/* the server shrinks the file and only says so in its attributes */
+	pthread_mutex_lock(&D.lock);
+	f->size = 768 * T_KiB;
+	pthread_mutex_unlock(&D.lock);
+	ret = statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE,
+		    &stx) ? -errno : 0;
+	CHECK(!ret && stx.stx_size == 768 * T_KiB,
+	      "statx after the server shrank the file: %s, size %llu",
+	      strerror(-ret), (unsigned long long)stx.stx_size);
+	CHECK(!read_via_map(fd, buf),
+	      "the map survived a size that shrank behind the kernel");
+	pthread_mutex_lock(&D.lock);
+	f->size = size;
+	pthread_mutex_unlock(&D.lock);
+	ret = statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE,
+		    &stx) ? -errno : 0;
+	CHECK(!ret && stx.stx_size == size, "statx: size %llu, want %llu",
+	      (unsigned long long)stx.stx_size, (unsigned long long)size);
+	ret = set_extents(sfd, f->ino, D.backing_id, f->ext, f->nr);
+	CHECK(!ret, "SET_EXTENTS: %s", strerror(-ret));
+	CHECK(read_via_map(fd, buf), "no map after SET_EXTENTS");
+
+	/* unlink of the last link; the file stays open */
+	ret = unlink(path_of(f)) ? -errno : 0;
+	CHECK(!ret, "unlink %s: %s", path_of(f), strerror(-ret));
+	CHECK(!read_via_map(fd, buf),
+	      "the map of an unlinked file survived its last link");
+	close(fd);
+out:
+	free(buf);
+}
+
 /* ---- a daemon killed during I/O ---------------------------------------- */
 
 static void test_kill(const char *dev, struct t_dmabuf *b)
@@ -1250,6 +1372,8 @@ int main(int argc, char **argv)
 	test_inval(sfd, &ring, &b);
 	t_info("truncate and fallocate");
 	test_truncate(sfd, &ring, &b);
+	t_info("the server changes a file behind the kernel's back");
+	test_server_changes(sfd);
 out:
 	io_uring_queue_exit(&ring);
 	daemon_stop();
