@@ -9,6 +9,10 @@
 #   lba4096   the base kernel, 4096-byte LBAs
 #   iommu     the base kernel behind an emulated Intel IOMMU in strict mode
 #
+# Between the builds and the runs, include/dmafs/io_uring_dmabuf.h is
+# compiled against the base kernel's installed uapi headers
+# (tests/vm/uapi_check.c).
+#
 # Usage: tests/vm/suite.sh [--debug] [--configs LIST] [--kvm] [--timeout S]
 #                          [-- PYTEST-ARGS...]
 #
