@@ -12,6 +12,8 @@ $DMAFS_BUILD/tests/vm/dmabuf/) against the VM's namespace, $DMAFS_VM_NVME
               exporter invalidation during I/O
   release     the namespace is free (O_EXCL) as soon as a process that
               registered a dma-buf for it is reaped
+  unbind      the nvme driver unbound with a dma-buf registered: mapping
+              and attachment revoked, I/O fails, the driver bound again
 
 Each program must exit 0: inside the VM a skip (77: no udmabuf, no vgem, no
 namespace) is a failure too.  After each program the new kernel log records
@@ -147,3 +149,12 @@ def test_release(klog, target, src):
     (issue 9, item 4): exit with everything open, close then exit, and a
     SIGKILL with I/O in flight."""
     run_prog(klog, "release", target, "-s", src)
+
+
+@pytest.mark.parametrize("src", ["udmabuf", "vgem"])
+def test_unbind(klog, target, src):
+    """The nvme driver unbound with a dma-buf registered (issue 9, item 5):
+    the driver revokes the dma-buf's mapping and attachment before it lets
+    go of the device, I/O with the registration then fails, its release
+    still works, and the driver bound again serves new registrations."""
+    run_prog(klog, "unbind", target, "-s", src)

@@ -827,6 +827,18 @@ bool t_req_verify(const struct t_target *t, struct t_dmabuf *b,
 
 /* ---- debugfs ----------------------------------------------------------- */
 
+int t_write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 int t_debugfs_mount(void)
 {
 	if (access(T_DMABUF_BUFINFO, R_OK) == 0)

@@ -267,6 +267,8 @@ void t_req_describe(const struct t_req *r, const char *label, char *s,
 
 /* ---- debugfs ----------------------------------------------------------- */
 
+/* Write the string s to the sysfs, debugfs or proc file path: 0 or -errno. */
+int t_write_str(const char *path, const char *s);
 /* Mount debugfs on /sys/kernel/debug unless it is: 0 or -errno. */
 int t_debugfs_mount(void);
 /*

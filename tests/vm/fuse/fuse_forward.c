@@ -31,10 +31,12 @@
  * that holds the fd (EPERM); the map dropped by truncate and fallocate,
  * and by the kernel itself when the server may reuse the blocks without
  * invalidating (FUSE_NOTIFY_INVAL_INODE, a size shrunk in the server's
- * attributes, the last link unlinked); and a daemon killed
+ * attributes, the last link unlinked); a daemon killed
  * during I/O (a forked daemon on a second mount): every I/O either
  * completes or fails with ENOTCONN or EIO, and all registrations can be
- * released.
+ * released; and, where the kernel has fault injection (the debug kernel),
+ * INVAL_EXTENTS failing at each of its allocations in turn: ENOMEM, the map
+ * unchanged, and no reference on the registration left behind.
  *
  * Exit 0 pass, 1 fail, 77 skip (no device argument, no such device, no
  * dma-buf exporter).  Destroys the contents of DEVICE.
@@ -1278,6 +1280,161 @@ static void test_kill(const char *dev, struct t_dmabuf *b)
 	rmdir(mnt);
 }
 
+/* ---- allocation failures (fault injection) ----------------------------- */
+
+#define FAIL_NTH	"/proc/thread-self/fail-nth"
+#define FAILSLAB	"/sys/kernel/debug/failslab/"
+
+/* O_DIRECT pread of 4 KiB at @off; true if the daemon did not serve it. */
+static bool read_via_map_at(int fd, uint8_t *buf, uint64_t off)
+{
+	unsigned long before = daemon_ios();
+
+	if (pread(fd, buf, 4096, off) != 4096) {
+		t_fail("O_DIRECT pread at %" PRIu64 ": %s", off,
+		       strerror(errno));
+		return false;
+	}
+	return daemon_ios() == before;
+}
+
+/*
+ * The forked daemon of test_enomem(): registers the device, opened O_EXCL,
+ * and invalidates a block in the middle of contig's only extent (which
+ * splits it: a new map is allocated) with the Nth slab allocation of the
+ * ioctl failing, N = 1, 2, ... until the ioctl succeeds.  Returns an exit
+ * status.
+ */
+static int enomem_child(const char *dev)
+{
+	struct t_file *f = &files[0];
+	int fd, nth_fd, sfd, ret = -EIO, injected = 0;
+	uint8_t *buf = t_alloc_aligned(4096);
+	char s[16];
+
+	D.se = NULL;
+	f->size = T_MiB;
+	f->push_on_open = true;
+	if (!buf || daemon_setup(dev))
+		return T_EXIT_FAIL;
+	close(D.dev_fd);
+	D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_EXCL | O_CLOEXEC);
+	if (D.dev_fd < 0) {
+		t_fail("open %s O_EXCL: %s", dev, strerror(errno));
+		goto out_stop;
+	}
+	sfd = fuse_session_fd(D.se);
+	D.backing_id = backing_open(sfd, D.dev_fd, FUSE_BACKING_TYPE_BLOCKDEV);
+	if (D.backing_id <= 0) {
+		t_fail("BACKING_OPEN: %s", strerror(-D.backing_id));
+		goto out_stop;
+	}
+	pthread_create(&D.thread, NULL, daemon_thread, NULL);
+	fd = open(path_of(f), O_RDWR | O_DIRECT);
+	nth_fd = open(FAIL_NTH, O_RDWR);
+	if (fd < 0 || nth_fd < 0) {
+		t_fail("open %s or " FAIL_NTH ": %s", path_of(f),
+		       strerror(errno));
+		goto out_close;
+	}
+	CHECK(read_via_map_at(fd, buf, 64 * T_KiB), "%s: no map after open",
+	      f->name);
+	for (int nth = 1; nth <= 64; nth++) {
+		snprintf(s, sizeof(s), "%d", nth);
+		if (pwrite(nth_fd, s, strlen(s), 0) < 0) {
+			t_fail("write " FAIL_NTH ": %s", strerror(errno));
+			break;
+		}
+		ret = inval(sfd, f->ino, 64 * T_KiB, 4096);
+		/* reads 0 once the failure was injected */
+		memset(s, 0, sizeof(s));
+		if (pread(nth_fd, s, sizeof(s) - 1, 0) < 0)
+			s[0] = '?';
+		if (pwrite(nth_fd, "0", 1, 0) < 0)
+			t_fail("write " FAIL_NTH ": %s", strerror(errno));
+		if (!ret)
+			break;
+		CHECK(ret == -ENOMEM && atoi(s) == 0,
+		      "INVAL_EXTENTS, slab allocation %d failing: %s "
+		      "(fail-nth now '%s')", nth, strerror(-ret), s);
+		injected++;
+		/* a failed invalidation changes nothing */
+		CHECK(read_via_map_at(fd, buf, 64 * T_KiB),
+		      "INVAL_EXTENTS failed with ENOMEM, but its range left "
+		      "the map");
+		CHECK(read_via_map_at(fd, buf, 0),
+		      "INVAL_EXTENTS failed with ENOMEM, but the map is gone");
+	}
+	t_info("INVAL_EXTENTS failed %d time(s) with ENOMEM before it "
+	       "succeeded", injected);
+	CHECK(injected > 0, "no allocation of INVAL_EXTENTS could be failed");
+	CHECK(!ret, "INVAL_EXTENTS: %s", strerror(-ret));
+	CHECK(!read_via_map_at(fd, buf, 64 * T_KiB),
+	      "the invalidated block is still mapped");
+	CHECK(read_via_map_at(fd, buf, 0), "the rest of the map is gone");
+out_close:
+	if (nth_fd >= 0)
+		close(nth_fd);
+	if (fd >= 0)
+		close(fd);
+out_stop:
+	daemon_stop();
+	if (D.dev_fd >= 0)
+		close(D.dev_fd);
+	free(buf);
+	return t_exit_status(false);
+}
+
+/*
+ * Allocation failures must undo what they did: a forked daemon makes
+ * INVAL_EXTENTS fail at each of its allocations in turn (enomem_child()).
+ * A reference on its registration left behind shows when the connection
+ * goes: the kernel warns (fuse_backing_id_free(), a kernel log report that
+ * fails the test), or the device stays claimed by the daemon's O_EXCL open.
+ * Needs fault injection
+ * (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS), which the debug
+ * kernel has.
+ */
+static void test_enomem(const char *dev)
+{
+	int status, fd = -1;
+	pid_t pid;
+
+	if (access(FAIL_NTH, W_OK)) {
+		CHECK(access("/sys/kernel/debug/kmemleak", F_OK),
+		      "the debug kernel has no fault injection (" FAIL_NTH
+		      ": %s)", strerror(errno));
+		t_info("no fault injection in this kernel: allocation "
+		       "failures are checked on the debug kernel");
+		return;
+	}
+	/* fail GFP_KERNEL allocations too; no stack dump for each failure */
+	if (t_write_str(FAILSLAB "ignore-gfp-wait", "N") ||
+	    t_write_str(FAILSLAB "verbose", "0"))
+		return t_fail(FAILSLAB ": %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(enomem_child(dev));
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		status = -1;
+	t_write_str(FAILSLAB "ignore-gfp-wait", "Y");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == T_EXIT_PASS,
+	      "the allocation-failure daemon failed (status %#x)", status);
+	/* the connection goes with the daemon's last fd and the umount */
+	for (int i = 0; i < 40; i++) {
+		fd = open(dev, O_RDWR | O_EXCL);
+		if (fd >= 0 || errno != EBUSY)
+			break;
+		usleep(50000);
+	}
+	CHECK(fd >= 0, "%s still claimed 2 s after its daemon exited: a "
+	      "reference on its registration leaked (%s)", dev,
+	      strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static void check_no_tokens(void)
 {
 	struct t_io_stats st;
@@ -1379,6 +1536,8 @@ out:
 	daemon_stop();
 	t_info("daemon killed during I/O");
 	test_kill(argv[optind], &b);
+	t_info("allocation failures in INVAL_EXTENTS");
+	test_enomem(argv[optind]);
 	check_no_tokens();
 	t_dmabuf_destroy(&b);
 	close(raw_fd);
