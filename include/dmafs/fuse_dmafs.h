@@ -18,13 +18,22 @@
  *
  *   2. Register the block device the files' extents live on:
  *        struct fuse_backing_map m = {
- *                .fd = open(dev, O_RDWR | O_DIRECT),
+ *                .fd = open(dev, O_RDWR | O_DIRECT | O_EXCL),
  *                .flags = FUSE_BACKING_TYPE_BLOCKDEV,
  *        };
  *        int backing_id = ioctl(fuse_fd, FUSE_DEV_IOC_BACKING_OPEN, &m);
  *      CAP_SYS_ADMIN is required (EPERM).  The fd must be a block device
  *      (ENOTBLK otherwise) opened with O_DIRECT and for reading and writing
- *      (EINVAL otherwise).  Unlike passthrough backing files this needs no
+ *      (EINVAL otherwise), and it must be the device's exclusive claim, an
+ *      O_EXCL open (EBUSY when someone else holds the claim, a mounted
+ *      filesystem for instance; EINVAL when nobody does): the kernel keeps
+ *      the claim for as long as the registration lives, so nothing but the
+ *      maps writes the device meanwhile.  Then, with FUSE_DMAFS_FEAT_WINDOW,
+ *      bound the maps to the part of the device that holds file data:
+ *        struct fuse_dmafs_window w = { .backing_id = backing_id,
+ *                .dev_offset = data_start, .length = data_length };
+ *        ioctl(fuse_fd, FUSE_DEV_IOC_DMAFS_SET_WINDOW, &w);
+ *      Unlike passthrough backing files this needs no
  *      FUSE_PASSTHROUGH negotiation.  FUSE_DEV_IOC_BACKING_CLOSE with the id
  *      drops the registration; maps and dma-buf tokens that use the device
  *      keep it alive until they are gone.  The connection may hold one
@@ -37,7 +46,10 @@
  *        ioctl(fuse_fd, FUSE_DEV_IOC_DMAFS_SET_EXTENTS, &map);
  *      Like INVAL_EXTENTS, it needs CAP_SYS_ADMIN of the caller (EPERM),
  *      whoever opened the fd.
- *      It replaces the inode's previous map as a whole.  Byte ranges of the
+ *      It replaces the inode's previous map as a whole.  With
+ *      FUSE_DMAFS_FEAT_WINDOW, a map with a block outside the backing's
+ *      window fails with EINVAL, and a map with a block that another file's
+ *      map points to fails with EBUSY.  Byte ranges of the
  *      file that no extent covers are holes for the kernel.  The node must
  *      be in the kernel's inode cache (ENOENT otherwise): a CREATE cannot
  *      install a map before its reply, since the kernel makes the inode
@@ -190,6 +202,32 @@ struct fuse_dmafs_inval {
  */
 #ifndef FUSE_DMAFS_FEAT_WRITE_TIMES
 #define FUSE_DMAFS_FEAT_WRITE_TIMES	(1ULL << 2)
+#endif
+
+/*
+ * FUSE_DEV_IOC_DMAFS_SET_WINDOW: from now on, maps on backing_id may only
+ * point into [dev_offset, dev_offset + length) of the device (all of it at
+ * registration); SET_EXTENTS refuses a map whose blocks another file's map
+ * points to (EBUSY).  Errors: flags or reserved not 0, length 0, offset or
+ * length not a multiple of the logical block size, a window that is not
+ * inside the current one (it only narrows): EINVAL; a map installed on the
+ * backing with a block outside the new window: EBUSY; backing_id not the
+ * connection's block-device backing: EBADF; no CAP_SYS_ADMIN: EPERM.
+ * Defined apart, as FUSE_DMAFS_FEAT_WRITE_TIMES.
+ */
+#ifndef FUSE_DMAFS_FEAT_WINDOW
+#define FUSE_DMAFS_FEAT_WINDOW		(1ULL << 3)
+
+struct fuse_dmafs_window {
+	__u32 backing_id;
+	__u32 flags;		/* 0 */
+	__u64 dev_offset;
+	__u64 length;
+	__u64 reserved[2];	/* 0 */
+};
+
+#define FUSE_DEV_IOC_DMAFS_SET_WINDOW	_IOW(FUSE_DEV_IOC_MAGIC, 0x83, \
+					     struct fuse_dmafs_window)
 #endif
 
 #endif /* DMAFS_FUSE_DMAFS_H */

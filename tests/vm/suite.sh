@@ -95,10 +95,11 @@ for v in base debug; do
 	fi
 done
 
-# The user API header against the patched kernel's own uapi headers, which
-# declare the API the way the upstream proposal does (enum constants).
+# The user API headers against the patched kernel's own uapi headers, which
+# declare the API the way the upstream proposal does (enum constants), and
+# the extent-map ioctls.
 if [[ -n $kernel_base ]]; then
-	echo "=== vm suite: include/dmafs/io_uring_dmabuf.h with the kernel's headers"
+	echo "=== vm suite: include/dmafs/ uapi headers with the kernel's headers"
 	if hdrs=$("$here/kernel-build.sh" --headers </dev/null | tail -n 1) &&
 		cc -fsyntax-only -Wall -Werror -D_GNU_SOURCE \
 			-DDMAFS_HAVE_KERNEL_REGBUF_DESC -I "$hdrs" \

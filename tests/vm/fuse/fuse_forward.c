@@ -19,9 +19,10 @@
  * that the test can tell which I/O bypassed it.
  *
  * Checks, in order: the feature probe; FUSE_DEV_IOC_BACKING_OPEN errors
- * (no CAP_SYS_ADMIN, not a block device, not O_DIRECT, not read-write, bad
- * flags, bad fd, a second device) and dma-buf registration without a device;
- * SET_EXTENTS validation errors; O_DIRECT pread/pwrite through the maps,
+ * (no CAP_SYS_ADMIN, not a block device, not O_DIRECT, not read-write, not
+ * the device's exclusive claim, bad flags, bad fd, a second device) and
+ * dma-buf registration without a device; SET_EXTENTS validation errors,
+ * blocks that another file's map points to among them; O_DIRECT pread/pwrite through the maps,
  * data-exact against raw reads of the device at the extents, without a
  * daemon request, and the fall back to the daemon for holes and past EOF;
  * READ_FIXED/WRITE_FIXED on a dma-buf registered against the FUSE file,
@@ -31,7 +32,9 @@
  * that holds the fd (EPERM); the map dropped by truncate and fallocate,
  * and by the kernel itself when the server may reuse the blocks without
  * invalidating (FUSE_NOTIFY_INVAL_INODE, a size shrunk in the server's
- * attributes, the last link unlinked); a daemon killed
+ * attributes, the last link unlinked); SET_WINDOW (errors, a window that
+ * would leave an installed map outside, maps outside the window refused,
+ * no widening); a daemon killed
  * during I/O (a forked daemon on a second mount): every I/O either
  * completes or fails with ENOTCONN or EIO, and all registrations can be
  * released; and, where the kernel has fault injection (the debug kernel),
@@ -102,7 +105,7 @@ struct t_daemon {
 	struct fuse_session *se;
 	char mnt[64];
 	const char *dev;
-	int dev_fd;		/* O_RDWR | O_DIRECT, also the backing */
+	int dev_fd;		/* O_RDWR | O_DIRECT | O_EXCL, the backing */
 	int backing_id;		/* 0 until registered */
 	pthread_mutex_t lock;	/* files[] sizes and push flags */
 	atomic_ulong reads, writes;
@@ -374,7 +377,15 @@ static int daemon_setup(const char *dev)
 	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
 
 	D.dev = dev;
-	D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_CLOEXEC);
+	/*
+	 * The registration of an earlier daemon (a ring that is still
+	 * closing holds it) may keep the claim a little longer.
+	 */
+	D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_EXCL | O_CLOEXEC);
+	for (int i = 0; D.dev_fd < 0 && errno == EBUSY && i < 40; i++) {
+		usleep(50000);
+		D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_EXCL | O_CLOEXEC);
+	}
 	if (D.dev_fd < 0)
 		return -errno;
 	strcpy(D.mnt, "/tmp/fuse_forward.XXXXXX");
@@ -497,6 +508,8 @@ static void test_features(int sfd)
 	      (unsigned long long)feat);
 	CHECK(feat & FUSE_DMAFS_FEAT_DMABUF, "features %#llx lack DMABUF",
 	      (unsigned long long)feat);
+	CHECK(feat & FUSE_DMAFS_FEAT_WINDOW, "features %#llx lack WINDOW",
+	      (unsigned long long)feat);
 }
 
 static int drop_cap_sys_admin(void)
@@ -564,6 +577,12 @@ static void test_backing_open(int sfd, struct io_uring *ring,
 	expect_backing(sfd, fd, FUSE_BACKING_TYPE_BLOCKDEV, EINVAL,
 		       "device O_RDONLY");
 	close(fd);
+	/* D.dev_fd holds the claim: a mounted filesystem would, too */
+	fd = open(D.dev, O_RDWR | O_DIRECT);
+	expect_backing(sfd, fd, FUSE_BACKING_TYPE_BLOCKDEV, EBUSY,
+		       "device without O_EXCL while another file holds the "
+		       "claim");
+	close(fd);
 	expect_backing(sfd, D.dev_fd, FUSE_BACKING_TYPE_BLOCKDEV | 1, EINVAL,
 		       "unknown flag");
 	ret = ioctl(sfd, FUSE_DEV_IOC_BACKING_OPEN, &m);
@@ -611,6 +630,8 @@ static int set_extents(int sfd, uint64_t nodeid, uint32_t backing,
 	return ioctl(sfd, FUSE_DEV_IOC_DMAFS_SET_EXTENTS, &m) ? -errno : 0;
 }
 
+static int inval(int sfd, uint64_t ino, uint64_t off, uint64_t len);
+
 static void test_set_extents_errors(int sfd, uint64_t dev_size)
 {
 	struct fuse_dmafs_map m;
@@ -638,6 +659,7 @@ static void test_set_extents_errors(int sfd, uint64_t dev_size)
 	const uint64_t ino = files[0].ino;
 	const int id = D.backing_id;
 	struct fuse_dmafs_extent ok = { 0, 4096, 0 };
+	struct fuse_dmafs_extent alias = { 0, 4096, 0 };
 	int ret, status;
 	pid_t pid;
 
@@ -687,6 +709,30 @@ static void test_set_extents_errors(int sfd, uint64_t dev_size)
 	CHECK(!ret, "SET_EXTENTS empty: %s", strerror(-ret));
 	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
 	CHECK(!ret, "SET_EXTENTS contig: %s", strerror(-ret));
+
+	/* two files on the same blocks: refused while contig's map has them */
+	alias.dev_offset = files[0].ext[0].dev_offset + 4096;
+	ret = set_extents(sfd, files[1].ino, id, &alias, 1);
+	CHECK(ret == -EBUSY, "SET_EXTENTS of frag on a block of contig's map: "
+	      "%s, want EBUSY", strerror(-ret));
+	/* the same file may map them again (a new version of its map) */
+	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
+	CHECK(!ret, "SET_EXTENTS contig on its own blocks: %s",
+	      strerror(-ret));
+	/* blocks invalidated in contig's map are free for another file */
+	ret = inval(sfd, ino, 4096, 4096);
+	CHECK(!ret, "INVAL_EXTENTS contig [4K, 8K): %s", strerror(-ret));
+	ret = set_extents(sfd, files[1].ino, id, &alias, 1);
+	CHECK(!ret, "SET_EXTENTS of frag on a block contig's map let go: %s",
+	      strerror(-ret));
+	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
+	CHECK(ret == -EBUSY, "SET_EXTENTS contig on a block of frag's map: "
+	      "%s, want EBUSY", strerror(-ret));
+	ret = set_extents(sfd, files[1].ino, id, NULL, 0);
+	CHECK(!ret, "SET_EXTENTS frag empty: %s", strerror(-ret));
+	ret = set_extents(sfd, ino, id, files[0].ext, files[0].nr);
+	CHECK(!ret, "SET_EXTENTS contig once frag's map let go: %s",
+	      strerror(-ret));
 
 	/* holding the fd is not enough: CAP_SYS_ADMIN, as for BACKING_OPEN */
 	pid = fork();
@@ -1185,6 +1231,93 @@ out:
 	free(buf);
 }
 
+static int set_window(int sfd, uint32_t backing, uint64_t off, uint64_t len)
+{
+	struct fuse_dmafs_window w = {
+		.backing_id = backing, .dev_offset = off, .length = len,
+	};
+
+	return ioctl(sfd, FUSE_DEV_IOC_DMAFS_SET_WINDOW, &w) ? -errno : 0;
+}
+
+/*
+ * SET_WINDOW: maps only inside the window, which only narrows and never
+ * past an installed map.  Run last on the main daemon: the window stays.
+ */
+static void test_window(int sfd, uint64_t dev_size)
+{
+	const int id = D.backing_id;
+	const struct t_file *f = &files[0];
+	const uint64_t lo = 16 * T_MiB, hi = 48 * T_MiB;
+	struct fuse_dmafs_extent e = { 0, T_MiB, 0 };
+	struct fuse_dmafs_window w;
+	int ret, status;
+	pid_t pid;
+
+	ret = set_extents(sfd, f->ino, id, f->ext, f->nr);
+	CHECK(!ret, "SET_EXTENTS contig: %s", strerror(-ret));
+
+	memset(&w, 0, sizeof(w));
+	w.backing_id = id;
+	w.length = dev_size;
+	w.flags = 1;
+	ret = ioctl(sfd, FUSE_DEV_IOC_DMAFS_SET_WINDOW, &w) ? errno : 0;
+	CHECK(ret == EINVAL, "SET_WINDOW flags: %s", strerror(ret));
+	w.flags = 0;
+	w.reserved[0] = 1;
+	ret = ioctl(sfd, FUSE_DEV_IOC_DMAFS_SET_WINDOW, &w) ? errno : 0;
+	CHECK(ret == EINVAL, "SET_WINDOW reserved: %s", strerror(ret));
+	ret = set_window(sfd, id, lo, 0);
+	CHECK(ret == -EINVAL, "SET_WINDOW length 0: %s", strerror(-ret));
+	ret = set_window(sfd, id, lo + lba / 2, T_MiB);
+	CHECK(ret == -EINVAL, "SET_WINDOW unaligned: %s", strerror(-ret));
+	ret = set_window(sfd, id, ~0ULL & ~65535ULL, T_MiB);
+	CHECK(ret == -EINVAL, "SET_WINDOW overflow: %s", strerror(-ret));
+	ret = set_window(sfd, id, 0, dev_size + 65536);
+	CHECK(ret == -EINVAL, "SET_WINDOW past the device end: %s",
+	      strerror(-ret));
+	ret = set_window(sfd, id + 1000, lo, hi - lo);
+	CHECK(ret == -EBADF, "SET_WINDOW unknown backing id: %s",
+	      strerror(-ret));
+	pid = fork();
+	if (pid == 0) {
+		if (drop_cap_sys_admin())
+			_exit(2);
+		_exit(set_window(sfd, id, lo, hi - lo) == -EPERM ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "SET_WINDOW without CAP_SYS_ADMIN: not EPERM (status %#x)",
+	      status);
+
+	/* contig's map is at [16M, 17M): a window without it is refused */
+	ret = set_window(sfd, id, lo + T_MiB, hi - lo - T_MiB);
+	CHECK(ret == -EBUSY, "SET_WINDOW leaving contig's map outside: %s, "
+	      "want EBUSY", strerror(-ret));
+	ret = set_window(sfd, id, lo, hi - lo);
+	CHECK(!ret, "SET_WINDOW [16M, 48M): %s", strerror(-ret));
+
+	e.dev_offset = lo - T_MiB;
+	ret = set_extents(sfd, f->ino, id, &e, 1);
+	CHECK(ret == -EINVAL, "SET_EXTENTS below the window: %s, want EINVAL",
+	      strerror(-ret));
+	e.dev_offset = hi - T_MiB / 2;
+	ret = set_extents(sfd, f->ino, id, &e, 1);
+	CHECK(ret == -EINVAL, "SET_EXTENTS across the window's end: %s, want "
+	      "EINVAL", strerror(-ret));
+	e.dev_offset = hi - T_MiB;
+	ret = set_extents(sfd, f->ino, id, &e, 1);
+	CHECK(!ret, "SET_EXTENTS at the window's end: %s", strerror(-ret));
+	ret = set_window(sfd, id, 0, dev_size);
+	CHECK(ret == -EINVAL, "SET_WINDOW widening: %s, want EINVAL",
+	      strerror(-ret));
+	ret = set_window(sfd, id, lo, hi - lo);
+	CHECK(!ret, "SET_WINDOW to the same window: %s", strerror(-ret));
+	ret = set_extents(sfd, f->ino, id, f->ext, f->nr);
+	CHECK(!ret, "SET_EXTENTS contig inside the window: %s",
+	      strerror(-ret));
+}
+
 /* ---- a daemon killed during I/O ---------------------------------------- */
 
 static void test_kill(const char *dev, struct t_dmabuf *b)
@@ -1206,6 +1339,15 @@ static void test_kill(const char *dev, struct t_dmabuf *b)
 		files[0].push_on_open = true;
 		if (daemon_setup(dev))
 			_exit(1);
+		/* nobody holds the claim: a plain fd is not good enough */
+		close(D.dev_fd);
+		fd = open(dev, O_RDWR | O_DIRECT);
+		ret = backing_open(fuse_session_fd(D.se), fd,
+				   FUSE_BACKING_TYPE_BLOCKDEV);
+		if (ret != -EINVAL)
+			_exit(3);
+		close(fd);
+		D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_EXCL | O_CLOEXEC);
 		D.backing_id = backing_open(fuse_session_fd(D.se), D.dev_fd,
 					    FUSE_BACKING_TYPE_BLOCKDEV);
 		if (D.backing_id <= 0)
@@ -1221,7 +1363,9 @@ static void test_kill(const char *dev, struct t_dmabuf *b)
 	if (read(pfd[0], mnt, sizeof(mnt)) != sizeof(mnt)) {
 		close(pfd[0]);
 		waitpid(pid, &status, 0);
-		return t_fail("the forked daemon did not start");
+		return t_fail("the forked daemon did not start (status %#x; "
+			      "exit 3: BACKING_OPEN of a device nobody holds, "
+			      "opened without O_EXCL, not EINVAL)", status);
 	}
 	close(pfd[0]);
 	snprintf(path, sizeof(path), "%s/contig", mnt);
@@ -1317,12 +1461,6 @@ static int enomem_child(const char *dev)
 	f->push_on_open = true;
 	if (!buf || daemon_setup(dev))
 		return T_EXIT_FAIL;
-	close(D.dev_fd);
-	D.dev_fd = open(dev, O_RDWR | O_DIRECT | O_EXCL | O_CLOEXEC);
-	if (D.dev_fd < 0) {
-		t_fail("open %s O_EXCL: %s", dev, strerror(errno));
-		goto out_stop;
-	}
 	sfd = fuse_session_fd(D.se);
 	D.backing_id = backing_open(sfd, D.dev_fd, FUSE_BACKING_TYPE_BLOCKDEV);
 	if (D.backing_id <= 0) {
@@ -1531,9 +1669,14 @@ int main(int argc, char **argv)
 	test_truncate(sfd, &ring, &b);
 	t_info("the server changes a file behind the kernel's back");
 	test_server_changes(sfd);
+	t_info("SET_WINDOW");
+	test_window(sfd, dev_size);
 out:
 	io_uring_queue_exit(&ring);
 	daemon_stop();
+	/* the claim goes with the connection, once the kernel lets it go */
+	close(D.dev_fd);
+	D.dev_fd = -1;
 	t_info("daemon killed during I/O");
 	test_kill(argv[optind], &b);
 	t_info("allocation failures in INVAL_EXTENTS");
