@@ -95,7 +95,6 @@ struct dmafs_inode {
 struct dmafs_kext {
 	bool active;			/* maps are pushed; else compat mode */
 	int fuse_fd;			/* the session's /dev/fuse fd, or -1 */
-	int dev_fd;			/* the device, O_RDWR | O_DIRECT, or -1 */
 	uint32_t backing_id;		/* FUSE_DEV_IOC_BACKING_OPEN's result */
 	uint64_t features;		/* FUSE_DMAFS_FEAT_* */
 	char why[160];			/* why this mode, for the mount log */

@@ -65,9 +65,8 @@ static int kext_setup(struct dmafs_fs *fs, int fuse_fd, bool disabled)
 	struct dmafs_kext *k = &fs->kext;
 	const struct dmafs_dev_info *info = dmafs_dev_info(fs->dev);
 	struct fuse_backing_map m = { .flags = FUSE_BACKING_TYPE_BLOCKDEV };
-	struct stat ours, st;
 	uint64_t feat = 0;
-	int fd, id;
+	int id;
 
 	if (disabled) {
 		snprintf(k->why, sizeof(k->why), "disabled by -o nokext");
@@ -99,21 +98,13 @@ static int kext_setup(struct dmafs_fs *fs, int fuse_fd, bool disabled)
 			 "present, not used on a read-only mount");
 		return -EROFS;
 	}
-	/* Our own fd is exclusive and ours; the kernel gets its own. */
-	fd = open(fs->devpath, O_RDWR | O_DIRECT | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 ||
-	    fstat(dmafs_dev_fd(fs->dev), &ours) < 0 || !S_ISBLK(st.st_mode) ||
-	    st.st_rdev != ours.st_rdev) {
-		int err = fd < 0 ? errno : ENXIO;
-
-		snprintf(k->why, sizeof(k->why),
-			 "present, not used: cannot reopen %s (%s)",
-			 fs->devpath, g_strerror(err));
-		if (fd >= 0)
-			close(fd);
-		return -err;
-	}
-	m.fd = fd;
+	/*
+	 * The kernel takes our own fd, O_RDWR | O_DIRECT and the device's
+	 * exclusive claim (O_EXCL): it keeps the claim while it can write
+	 * through the maps, so nothing else can mount or write the device
+	 * meanwhile, even after we are gone.
+	 */
+	m.fd = dmafs_dev_fd(fs->dev);
 	id = ioctl(fuse_fd, FUSE_DEV_IOC_BACKING_OPEN, &m);
 	if (id < 0) {
 		int err = errno;
@@ -122,10 +113,33 @@ static int kext_setup(struct dmafs_fs *fs, int fuse_fd, bool disabled)
 			 "present, not used: the kernel refused %s as backing (%s%s)",
 			 fs->devpath, g_strerror(err),
 			 err == EPERM ? ", needs CAP_SYS_ADMIN" : "");
-		close(fd);
 		return -err;
 	}
-	k->dev_fd = fd;
+	/*
+	 * Maps point into the data area only: whatever a bug in the
+	 * daemon pushed, no file's I/O could reach a superblock or the log.
+	 */
+	if (feat & FUSE_DMAFS_FEAT_WINDOW) {
+		struct fuse_dmafs_window w = {
+			.backing_id = id,
+			.dev_offset = le64(fs->sb.data_start) *
+				      DMAFS_BLOCK_SIZE,
+		};
+
+		w.length = (le64(fs->sb.total_blocks) - 1) * DMAFS_BLOCK_SIZE -
+			   w.dev_offset;
+		if (ioctl(fuse_fd, FUSE_DEV_IOC_DMAFS_SET_WINDOW, &w) < 0) {
+			int err = errno;
+			uint32_t bid = id;
+
+			snprintf(k->why, sizeof(k->why),
+				 "present, not used: the kernel refused the "
+				 "data area of %s as window (%s)",
+				 fs->devpath, g_strerror(err));
+			ioctl(fuse_fd, FUSE_DEV_IOC_BACKING_CLOSE, &bid);
+			return -err;
+		}
+	}
 	k->backing_id = id;
 	k->fuse_fd = fuse_fd;
 	k->active = true;
@@ -155,8 +169,6 @@ void dmafs_kext_stop(struct dmafs_fs *fs)
 	if (ioctl(k->fuse_fd, FUSE_DEV_IOC_BACKING_CLOSE, &id) < 0)
 		g_debug("kernel extension: closing the backing: %s",
 			g_strerror(errno));
-	close(k->dev_fd);
-	k->dev_fd = -1;
 	k->active = false;
 }
 

@@ -24,7 +24,6 @@ void dmafs_fs_init(struct dmafs_fs *fs, const char *devpath, bool ro)
 	fs->dirty = g_hash_table_new(NULL, NULL);
 	fs->ckpt_ext = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	fs->kext.fuse_fd = -1;
-	fs->kext.dev_fd = -1;
 }
 
 void dmafs_fs_destroy(struct dmafs_fs *fs)
